@@ -1,0 +1,129 @@
+"""Zero-cost proxies: score an untrained network from one batch, by name.
+
+``compute(name, model, inputs, targets, **options) -> float`` works on any ``nn.Module``
+classifier (logits, or a tuple whose first item is the logits), on the model's device, and
+leaves the model exactly as it was. Higher scores mean higher expected accuracy. Every
+function in :data:`PROXIES` has the same guarantees; :func:`register_proxy` adds one.
+
+Out of accelerator memory, a proxy that takes ``chunks`` is retried with the batch split in
+halves, then quarters, ... (its chunks accumulate to the full-batch score); the others
+(synflow, which uses one sample; params; flops) re-raise.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from nascli.proxies._state import (
+    free_accelerator_memory,
+    is_oom,
+    model_device,
+    model_dtype,
+    preserved,
+    seeded,
+)
+from nascli.proxies.activations import jacob_cov, naswot
+from nascli.proxies.cost import count_macs, count_params, flops, params
+from nascli.proxies.gradient import fisher, grad_norm, grasp, snip
+from nascli.proxies.synflow import log_synflow, synflow
+
+ProxyFn = Callable[..., float]
+
+#: name -> guarded proxy function ``(model, inputs, targets=None, **options) -> float``.
+PROXIES: dict[str, ProxyFn] = {}
+
+
+def _guarded(fn: ProxyFn) -> ProxyFn:
+    """Wrap a raw proxy: device and dtype of the inputs, restore the model, seed, retry on OOM."""
+    splittable = "chunks" in inspect.signature(fn).parameters
+
+    @functools.wraps(fn)
+    def run(
+        model: nn.Module,
+        inputs: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        seed: int = 0,
+        **options: Any,
+    ) -> float:
+        device = model_device(model)
+        inputs = inputs.to(device)
+        if inputs.is_floating_point():
+            inputs = inputs.to(model_dtype(model))
+        if targets is not None:
+            targets = targets.to(device)
+        chunks = 1
+        while True:
+            try:
+                with seeded(device, seed), preserved(model):
+                    kwargs = {"chunks": chunks} if splittable else {}
+                    return float(fn(model, inputs, targets, **kwargs, **options))
+            except Exception as error:  # retry only out-of-memory, below
+                if not (splittable and is_oom(error) and chunks < inputs.shape[0]):
+                    raise
+            # Outside the except block, so the failed attempt's tensors can be freed.
+            free_accelerator_memory(device)
+            chunks *= 2
+
+    run.splittable = splittable  # type: ignore[attr-defined]
+    return run
+
+
+def register_proxy(name: str, fn: ProxyFn | None = None) -> Any:
+    """Register ``fn(model, inputs, targets, [chunks=], **options) -> float`` under ``name``.
+
+    Usable as a decorator. The registered function is guarded (see :func:`compute`); give it
+    a ``chunks`` keyword if it can accumulate its score over parts of the batch.
+    """
+
+    def add(f: ProxyFn) -> ProxyFn:
+        PROXIES[name] = _guarded(f)
+        return f
+
+    return add(fn) if fn is not None else add
+
+
+def compute(
+    name: str,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    **options: Any,
+) -> float:
+    """Score ``model`` with the proxy ``name`` on a batch (``inputs`` N x C x H x W).
+
+    Runs on the model's device; the model's weights, buffers, modes, ``requires_grad`` flags,
+    gradients, dtype and device are unchanged afterwards, and so is the global random state.
+    ``options`` go to the proxy (``loss_fn``, ``seed``, ...).
+    """
+    if name not in PROXIES:
+        raise KeyError(f"unknown proxy {name!r}; valid: {', '.join(sorted(PROXIES))}")
+    return PROXIES[name](model, inputs, targets, **options)
+
+
+# The built-in proxies, one line each.
+register_proxy("synflow", synflow)
+register_proxy("log_synflow", log_synflow)
+register_proxy("snip", snip)
+register_proxy("grasp", grasp)
+register_proxy("fisher", fisher)
+register_proxy("grad_norm", grad_norm)
+register_proxy("jacob_cov", jacob_cov)
+register_proxy("naswot", naswot)
+register_proxy("params", params)
+register_proxy("flops", flops)
+
+__all__ = [
+    "PROXIES",
+    "ProxyFn",
+    "compute",
+    "count_macs",
+    "count_params",
+    "register_proxy",
+]

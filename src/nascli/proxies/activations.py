@@ -1,0 +1,101 @@
+"""Proxies read from one batch without labels: jacob_cov and naswot (Mellor et al. 2021)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nascli.proxies._common import chunk_slices, logits
+from nascli.proxies._state import set_data_mode
+
+#: The reference's regulariser for the eigenvalues of the Jacobian correlation matrix.
+_JACOB_K = 1e-5
+
+
+def jacob_cov(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    chunks: int = 1,
+) -> float:
+    """Jacobian covariance (Mellor et al. 2021, v1), as in Abdelfattah et al.'s code.
+
+    J has one row per sample: the gradient of the sum of that sample's outputs with respect to
+    its input. With v the eigenvalues of the correlation matrix of the rows (N x N), the score
+    is -sum(log(v + k) + 1 / (v + k)), k = 1e-5; higher is better. NaN when a row is constant.
+    """
+    set_data_mode(model)
+    rows = []
+    for part in chunk_slices(inputs.shape[0], chunks):
+        x = inputs[part].detach().clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(logits(model(x)).sum(), x)
+        rows.append(grad.reshape(grad.shape[0], -1).double().cpu())
+    jac = torch.cat(rows).numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(jac)
+    if not np.all(np.isfinite(corr)):
+        return float("nan")
+    v = np.linalg.eigvalsh(corr)
+    return float(-np.sum(np.log(v + _JACOB_K) + 1.0 / (v + _JACOB_K)))
+
+
+def _relus(model: nn.Module) -> list[nn.Module]:
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ValueError("naswot needs nn.ReLU modules (a functional relu cannot be hooked)")
+    return relus
+
+
+def naswot(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    chunks: int = 1,
+) -> float:
+    """NASWOT (Mellor et al. 2021): log|K| of the Hamming kernel of ReLU binary codes.
+
+    Each ``nn.ReLU`` call gives every sample a binary code c (which of its inputs are > 0);
+    K[i, j] sums, over all ReLU calls, the number of units where samples i and j agree
+    (``c_i . c_j + (1 - c_i) . (1 - c_j)``, i.e. units minus Hamming distance). The score is
+    the log-determinant of K (``-inf`` if K is singular, e.g. for duplicate inputs).
+    """
+    set_data_mode(model)
+    n = inputs.shape[0]
+    parts = chunk_slices(n, chunks)
+    # One forward pass: accumulate K on the device. Several: keep each call's codes (one byte
+    # per unit and sample, on the CPU) so that pairs across chunks can be compared at the end.
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=inputs.device)
+    codes: list[list[torch.Tensor]] = []
+    call = 0
+
+    def add(c: torch.Tensor) -> None:
+        c = c.double()
+        kernel.add_(c @ c.T).add_((1.0 - c) @ (1.0 - c).T)
+
+    def on_input(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        nonlocal call
+        c = (args[0] > 0).reshape(args[0].shape[0], -1)
+        if len(parts) == 1:
+            add(c)
+        else:
+            if call == len(codes):
+                codes.append([])
+            codes[call].append(c.cpu())
+        call += 1
+
+    handles = [m.register_forward_pre_hook(on_input) for m in _relus(model)]
+    try:
+        with torch.no_grad():
+            for part in parts:
+                call = 0
+                model(inputs[part])
+    finally:
+        for h in handles:
+            h.remove()
+    for per_call in codes:
+        add(torch.cat(per_call).to(inputs.device))
+    _, logdet = np.linalg.slogdet(kernel.cpu().numpy())
+    return float(logdet)
