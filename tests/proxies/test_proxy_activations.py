@@ -34,6 +34,31 @@ def test_naswot_known_codes():
     assert compute("naswot", single, x) == pytest.approx(math.log(44.0), rel=1e-12)
 
 
+def test_naswot_sees_functional_relus():
+    """Cells that rectify a shared state with F.relu or Tensor.relu_ count like nn.ReLU."""
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head((torch.nn.functional.relu(x) - x).relu_() + 1.0)
+
+    class Modules(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.head = nn.ReLU(), nn.ReLU(inplace=True), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.b(self.a(x) - x) + 1.0)
+
+    x = torch.randn(6, 4)
+    score = compute("naswot", Modules(), x)
+    assert compute("naswot", Functional(), x) == pytest.approx(score, rel=1e-12)
+    assert score != compute("naswot", nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), x)
+
+
 def test_naswot_duplicate_inputs_is_minus_infinity():
     x = torch.tensor([[1.0, -1.0, 1.0, 1.0]] * 2)
     assert compute("naswot", nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), x) == -math.inf

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from nascli.proxies._common import chunk_slices, logits
 from nascli.proxies._state import set_data_mode
@@ -41,11 +45,29 @@ def jacob_cov(
     return float(-np.sum(np.log(v + _JACOB_K) + 1.0 / (v + _JACOB_K)))
 
 
-def _relus(model: nn.Module) -> list[nn.Module]:
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    if not relus:
-        raise ValueError("naswot needs nn.ReLU modules (a functional relu cannot be hooked)")
-    return relus
+#: Every way to apply a ReLU: ``nn.ReLU`` modules call ``F.relu``; networks that rectify a
+#: shared state once (nascli's cells) call it directly or use the tensor methods.
+_RELU_FUNCTIONS = frozenset(
+    {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+)
+
+
+class _ReluCodes(TorchFunctionMode):
+    """Calls ``record(x > 0)`` with the input of every ReLU applied inside the block.
+
+    A function mode sees functional ReLUs too, which module hooks would miss; a ReLU module
+    reaches it once (as ``F.relu``), because the mode is off while it runs the function.
+    """
+
+    def __init__(self, record: Callable[[torch.Tensor], None]) -> None:
+        super().__init__()
+        self.record = record
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RELU_FUNCTIONS:
+            x = args[0] if args else kwargs["input"]
+            self.record((x > 0).reshape(x.shape[0], -1))
+        return func(*args, **(kwargs or {}))
 
 
 def naswot(
@@ -57,10 +79,11 @@ def naswot(
 ) -> float:
     """NASWOT (Mellor et al. 2021): log|K| of the Hamming kernel of ReLU binary codes.
 
-    Each ``nn.ReLU`` call gives every sample a binary code c (which of its inputs are > 0);
-    K[i, j] sums, over all ReLU calls, the number of units where samples i and j agree
-    (``c_i . c_j + (1 - c_i) . (1 - c_j)``, i.e. units minus Hamming distance). The score is
-    the log-determinant of K (``-inf`` if K is singular, e.g. for duplicate inputs).
+    Each ReLU applied in the forward pass (module or function) gives every sample a binary
+    code c (which of its inputs are > 0); K[i, j] sums, over all ReLU calls, the number of
+    units where samples i and j agree: ``c_i . c_j + (1 - c_i) . (1 - c_j)``, the units minus
+    the Hamming distance. The score is log det K (``-inf`` if K is singular, e.g. for
+    duplicate inputs).
     """
     set_data_mode(model)
     n = inputs.shape[0]
@@ -75,9 +98,8 @@ def naswot(
         c = c.double()
         kernel.add_(c @ c.T).add_((1.0 - c) @ (1.0 - c).T)
 
-    def on_input(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    def record(c: torch.Tensor) -> None:
         nonlocal call
-        c = (args[0] > 0).reshape(args[0].shape[0], -1)
         if len(parts) == 1:
             add(c)
         else:
@@ -86,15 +108,12 @@ def naswot(
             codes[call].append(c.cpu())
         call += 1
 
-    handles = [m.register_forward_pre_hook(on_input) for m in _relus(model)]
-    try:
-        with torch.no_grad():
-            for part in parts:
-                call = 0
-                model(inputs[part])
-    finally:
-        for h in handles:
-            h.remove()
+    with torch.no_grad(), _ReluCodes(record):
+        for part in parts:
+            call = 0
+            model(inputs[part])
+    if call == 0:
+        raise ValueError("naswot needs a network with ReLU activations (none was applied)")
     for per_call in codes:
         add(torch.cat(per_call).to(inputs.device))
     _, logdet = np.linalg.slogdet(kernel.cpu().numpy())
