@@ -1,0 +1,167 @@
+"""The ``nascli`` command: Typer owns the command level, Hydra owns everything after it.
+
+Each config-driven command hands the rest of the command line to a ``@hydra.main`` entry point
+(see ENGINEERING.md), so overrides, ``-m`` sweeps, ``--cfg job``, launchers and sweepers work as
+Hydra users expect. The ``ARCH`` argument of ``evaluate`` and ``train-final`` becomes the
+override ``arch=...``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from nascli import __version__
+
+app = typer.Typer(
+    name="nascli",
+    help="Neural architecture search in the NASNet cell space.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_DELEGATE = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],
+}
+
+GROUPS = ("search_space", "strategy", "proxy", "dataset", "device", "executor", "experiment")
+
+
+def _error(message: str, code: int = 2) -> None:
+    typer.echo(f"nascli: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _check_group_options(args: list[str]) -> None:
+    """Fail fast, in one line, on an unknown group option (Hydra's own message is long)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from nascli.config import config_dir
+
+    root = config_dir()
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        _error(f"cannot parse the overrides: {str(exc).splitlines()[0]}")
+        return
+    for o in parsed:
+        group = o.key_or_group.lstrip("+~").removeprefix("override ")
+        if group not in GROUPS or o.is_delete():
+            continue
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [
+            o.get_value_element_as_str()
+        ]
+        valid = sorted(p.stem for p in (root / group).glob("*.yaml"))
+        for v in values:
+            if v not in valid and v != "null":
+                _error(f"unknown {group} {v!r}; valid: {', '.join(valid)}")
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _delegate(command: str, args: list[str], with_arch: bool) -> None:
+    """Hand ``args`` to the Hydra entry point of ``command``."""
+    from nascli.commands import run_hydra
+
+    args = list(args)
+    help_asked = any(a in ("--help", "-h", "--hydra-help") for a in args)
+    if with_arch and not help_asked:
+        positional = [i for i, a in enumerate(args) if not a.startswith("-") and "=" not in a]
+        if positional:
+            i = positional[0]
+            args[i] = f"arch={_quote(args[i])}"
+            if len(positional) > 1:
+                _error(f"unexpected argument {args[positional[1]]!r}; overrides look like key=value")
+        elif not any(a.startswith("arch=") for a in args) and "--cfg" not in args and "-c" not in args:
+            _error(f"missing ARCH: nascli {command} ARCH [key=value ...], where ARCH is a "
+                   "built-in cell (nasnet-a, amoebanet-a, darts-v2), a genotype JSON file, "
+                   "a run directory or a checkpoint")
+    elif not help_asked:
+        stray = [a for a in args if not a.startswith("-") and "=" not in a]
+        # values of options such as `--cfg job` are not overrides
+        stray = [a for a in stray if a not in ("job", "hydra", "all", "resolve")]
+        if stray:
+            _error(f"unexpected argument {stray[0]!r}; overrides look like key=value")
+    if not help_asked:
+        _check_group_options(args)
+    code = run_hydra(command, args)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command(context_settings=_DELEGATE, add_help_option=False)
+def search(ctx: typer.Context) -> None:
+    """Run a search; writes a run directory (history, best genotype, log). Try --help."""
+    _delegate("search", ctx.args, with_arch=False)
+
+
+@app.command(context_settings=_DELEGATE, add_help_option=False)
+def evaluate(ctx: typer.Context) -> None:
+    """Estimate ARCH with the chosen proxy, or test a trained checkpoint. Try --help."""
+    _delegate("evaluate", ctx.args, with_arch=True)
+
+
+@app.command("train-final", context_settings=_DELEGATE, add_help_option=False)
+def train_final(ctx: typer.Context) -> None:
+    """Train ARCH with the full recipe, test it and save a checkpoint. Try --help."""
+    _delegate("train_final", ctx.args, with_arch=True)
+
+
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="run directories (or multirun folders)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="folder for tables and plots"),
+) -> None:
+    """Tables and plots for one run or many: top candidates, best-so-far curves, cell diagrams."""
+    from nascli.report import ReportError, make_report
+
+    try:
+        make_report(run_dirs, out)
+    except ReportError as exc:
+        _error(str(exc))
+
+
+@app.command("show")
+def show(arch: str = typer.Argument(..., help="built-in name, genotype JSON or run directory")) -> None:
+    """Print a cell in the paper's notation, and its one-line form."""
+    from nascli.commands.common import ArchError, resolve_arch
+
+    try:
+        genotype, space, source = resolve_arch(arch)
+    except ArchError as exc:
+        _error(str(exc))
+        return
+    typer.echo(f"{source}\n{space.describe_genotype(genotype)}\n{space.to_text(genotype)}")
+    typer.echo(f"hash {space.hash(genotype)}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nascli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """nascli: neural architecture search in the NASNet cell space."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="nascli")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

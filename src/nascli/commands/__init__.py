@@ -1,0 +1,103 @@
+"""Hydra entry points of the config-driven commands (search, evaluate, train-final).
+
+``run_hydra`` sets ``sys.argv`` for the command, calls its ``@hydra.main`` function and
+restores ``sys.argv``. Task functions turn the errors users cause (bad values, missing files)
+into one line on stderr and exit code 2, instead of Hydra's traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import hydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from nascli.config import ConfigError, config_dir
+
+log = logging.getLogger("nascli")
+
+USER_ERROR_CODE = 2
+
+
+class UserError(RuntimeError):
+    """An error the user can fix; shown as one line, no traceback."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from nascli.commands.common import ArchError
+    from nascli.data import DatasetError
+    from nascli.spaces import SpaceError
+    from nascli.strategies import StrategyError
+    from nascli.training.device import DeviceError
+
+    return (ConfigError, SpaceError, ArchError, DatasetError, DeviceError, StrategyError,
+            UserError)
+
+
+def guarded(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Report user errors in one line (log file and stderr) and exit with code 2."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except _user_errors() as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            record = logging.LogRecord("nascli", logging.ERROR, "", 0, message, None, None)
+            for handler in logging.getLogger().handlers:  # the run's log file records it too
+                if isinstance(handler, logging.FileHandler):
+                    handler.handle(record)
+            print(f"nascli: error: {message}", file=sys.stderr)
+            raise SystemExit(USER_ERROR_CODE) from None
+        except KeyboardInterrupt:
+            print("nascli: interrupted; finished work is saved", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper
+
+
+def _tasks() -> dict[str, Callable[[DictConfig], Any]]:
+    from nascli.commands.evaluate import evaluate_task
+    from nascli.commands.search import search_task
+    from nascli.commands.train_final import train_final_task
+
+    return {"search": search_task, "evaluate": evaluate_task, "train_final": train_final_task}
+
+
+def run_hydra(command: str, args: list[str]) -> int:
+    """Run ``command``'s Hydra entry point with ``args``; returns the exit code."""
+    task = guarded(_tasks()[command])
+    main = hydra.main(config_path=str(config_dir()), config_name=command, version_base=None)(task)
+    saved, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [f"nascli {command.replace('_', '-')}", *args]
+    # Hydra then re-raises composition errors instead of printing them over several lines
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        print(f"nascli: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        sys.argv = saved
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
+    return 0
+
+
+def one_line(message: str) -> str:
+    """Hydra's and OmegaConf's multi-line messages folded into one line."""
+    skip = ("full_key:", "object_type=", "reference_type=", "Set the environment variable")
+    lines = [ln.strip().rstrip(".") for ln in message.splitlines()]
+    return "; ".join(ln for ln in lines if ln and not ln.startswith(skip))

@@ -1,0 +1,91 @@
+"""Where candidate evaluations run: in this process, or in a pool of worker processes.
+
+A pool worker is pinned to one GPU (``CUDA_VISIBLE_DEVICES``) when GPUs are given, so one box
+with several GPUs evaluates several candidates at once. Workers build their estimator once from
+a picklable factory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from nascli.estimators.base import Estimate, Estimator
+
+_WORKER_ESTIMATOR: Estimator | None = None
+_WORKER_NAME = "local"
+
+
+class LocalExecutor:
+    """Runs each evaluation at once, in this process."""
+
+    workers = 1
+
+    def __init__(self, estimator: Estimator) -> None:
+        self.estimator = estimator
+
+    def submit(self, genotype: Any) -> Future:
+        """Evaluate now; returns a finished future of ``(Estimate, worker name)``."""
+        future: Future = Future()
+        try:
+            future.set_result((self.estimator(genotype), "local"))
+        except BaseException as exc:  # KeyboardInterrupt must reach the engine
+            if not isinstance(exc, Exception):
+                raise
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int | None) -> None:
+    global _WORKER_ESTIMATOR, _WORKER_NAME
+    gpu = gpu_queue.get() if gpu_queue is not None else None
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    _WORKER_NAME = f"pid{os.getpid()}" + (f"-gpu{gpu}" if gpu is not None else "")
+    _WORKER_ESTIMATOR = factory()
+
+
+def _evaluate_in_worker(genotype: Any) -> tuple[Estimate, str]:
+    assert _WORKER_ESTIMATOR is not None, "worker was not initialised"
+    return _WORKER_ESTIMATOR(genotype), _WORKER_NAME
+
+
+class PoolExecutor:
+    """A process pool: one worker per GPU in ``gpus``, else ``workers`` CPU workers."""
+
+    def __init__(
+        self, factory: Callable[[], Estimator], workers: int = 2, gpus: list[int] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        ctx = mp.get_context("spawn")  # CUDA and fork do not mix
+        gpus = list(gpus or [])
+        self.workers = len(gpus) if gpus else workers
+        queue = None
+        if gpus:
+            queue = ctx.Manager().Queue()
+            for g in gpus:
+                queue.put(g)
+        if threads is None and not gpus:
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+            initargs=(factory, queue, threads),
+        )
+
+    def submit(self, genotype: Any) -> Future:
+        """Queue one evaluation; the future yields ``(Estimate, worker name)``."""
+        return self._pool.submit(_evaluate_in_worker, genotype)
+
+    def shutdown(self) -> None:
+        """Stop the workers (cancels queued evaluations)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,290 @@
+"""The search loop: ask the strategy, evaluate, tell, record; resumable at every step."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from nascli.engine.console import console
+from nascli.engine.rundir import RunDir, now_iso
+from nascli.estimators.base import Estimate
+from nascli.strategies.base import SearchExhausted
+
+log = logging.getLogger("nascli.search")
+
+#: consecutive already-evaluated proposals after which the search stops (space exhausted)
+MAX_DUPLICATE_STREAK = 1000
+
+
+@dataclass
+class Budget:
+    """Stop after ``evaluations`` finished evaluations or ``seconds`` of search, whichever first."""
+
+    evaluations: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.evaluations is None and self.seconds is None:
+            raise ValueError("a budget needs evaluations or seconds")
+
+
+@dataclass
+class SearchResult:
+    """Every evaluation (history rows) and the best one."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    stopped_because: str = ""
+
+    def top(self, k: int = 10) -> list[dict[str, Any]]:
+        """The ``k`` best finished evaluations, best first."""
+        ok = [r for r in self.history if r["status"] == "ok"]
+        return sorted(ok, key=lambda r: r["score"], reverse=True)[:k]
+
+
+class Search:
+    """Drives one search. ``executor`` evaluates; ``run_dir`` (optional) records everything.
+
+    Args:
+        space: the search space (for hashes and JSON).
+        strategy: an object with ``ask``, ``tell``, ``state_dict``, ``load_state_dict``.
+        executor: ``LocalExecutor`` or ``PoolExecutor``.
+        budget: when to stop.
+        run_dir: where to write history, best genotype and state (None: keep in memory).
+        queue: genotypes to evaluate before asking the strategy (proxy pre-screening).
+        progress: show a live rich progress bar.
+        on_evaluation: called with each history row as it is recorded.
+    """
+
+    def __init__(
+        self, space: Any, strategy: Any, executor: Any, budget: Budget,
+        run_dir: RunDir | None = None, queue: Iterable[Any] = (), progress: bool = False,
+        on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.space, self.strategy, self.executor = space, strategy, executor
+        self.budget, self.run_dir, self.progress = budget, run_dir, progress
+        self.on_evaluation = on_evaluation
+        self.queue: deque[Any] = deque(queue)
+        self.history: list[dict[str, Any]] = []
+        self.scores: dict[str, float | None] = {}  # canonical hash -> score of finished ones
+        self.pending: dict[int, Any] = {}  # evaluation id -> genotype, asked but not finished
+        self.next_id = 0
+        self.elapsed_before = 0.0
+        self._start = time.monotonic()
+
+    # -- resume -----------------------------------------------------------------------------
+    def resume(self) -> int:
+        """Load history and state from ``run_dir``; returns the number of finished evaluations.
+
+        Unfinished evaluations (asked, never recorded) are queued to run again first.
+        """
+        assert self.run_dir is not None
+        self.history = self.run_dir.history()
+        for row in self.history:
+            self.scores[row["hash"]] = row["score"]
+        state = self.run_dir.load_state()
+        if state is not None:
+            self.strategy.load_state_dict(state["strategy"])
+            self.elapsed_before = float(state["elapsed"])
+            self.next_id = int(state["next_id"])
+            finished_ids = {row["id"] for row in self.history}
+            redo = [
+                self.space.from_json(g) for i, g in sorted(state["pending"].items())
+                if int(i) not in finished_ids
+            ]
+            self.queue.extendleft(reversed(redo + [self.space.from_json(g)
+                                                   for g in state.get("queue", [])]))
+            # a row recorded after the last state save was told to no strategy: tell it now
+            told = set(state.get("told_ids", []))
+            for row in self.history:
+                if row["id"] not in told and row["id"] in {int(i) for i in state["pending"]}:
+                    self.strategy.tell(self.space.from_json(row["genotype"]), row["score"],
+                                       row.get("metrics"))
+        else:
+            self.next_id = 1 + max((row["id"] for row in self.history), default=-1)
+        return len(self.history)
+
+    def _save_state(self) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.save_state({
+            "strategy": self.strategy.state_dict(),
+            "pending": {str(i): self.space.to_json(g) for i, g in self.pending.items()},
+            "queue": [self.space.to_json(g) for g in self.queue],
+            "told_ids": [row["id"] for row in self.history],
+            "next_id": self.next_id,
+            "elapsed": self.elapsed(),
+        })
+
+    # -- loop -------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Seconds of search, over all resumed sessions."""
+        return self.elapsed_before + time.monotonic() - self._start
+
+    def _finished(self) -> int:
+        return len(self.history)
+
+    def _can_start(self, in_flight: int) -> str | None:
+        """Why no new evaluation may start, or None if one may."""
+        if self.budget.evaluations is not None and (
+            self._finished() + in_flight >= self.budget.evaluations
+        ):
+            return "evaluation budget reached"
+        if self.budget.seconds is not None and self.elapsed() >= self.budget.seconds:
+            return "time budget reached"
+        return None
+
+    def _next_genotype(self) -> Any:
+        if self.queue:
+            return self.queue.popleft(), True
+        streak = 0
+        while True:
+            try:
+                g = self.strategy.ask()
+            except SearchExhausted as exc:
+                raise StopIteration(str(exc)) from None
+            h = self.space.hash(g)
+            if h not in self.scores:
+                return g, False
+            # an architecture already evaluated is never evaluated twice: answer from the cache
+            self.strategy.tell(g, self.scores[h], {"cached": True})
+            streak += 1
+            if streak >= MAX_DUPLICATE_STREAK:
+                raise StopIteration("the strategy proposes only architectures already evaluated")
+
+    def run(self) -> SearchResult:
+        """Run until the budget is spent; returns the history and the best evaluation."""
+        self._start = time.monotonic()
+        in_flight: dict[Future, tuple[int, Any, float]] = {}
+        stopped = ""
+        bar = self._progress()
+        task = None
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("search", total=self.budget.evaluations, best="-",
+                                completed=self._finished())
+        try:
+            while True:
+                while len(in_flight) < self.executor.workers:
+                    reason = self._can_start(len(in_flight))
+                    if reason:
+                        stopped = stopped or reason
+                        break
+                    try:
+                        g, _queued = self._next_genotype()
+                    except StopIteration as stop:
+                        stopped = str(stop)
+                        log.warning("stopping: %s", stop)
+                        break
+                    eid = self.next_id
+                    self.next_id += 1
+                    self.pending[eid] = g
+                    self._save_state()
+                    in_flight[self.executor.submit(g)] = (eid, g, time.monotonic())
+                if not in_flight:
+                    break
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    eid, g, t0 = in_flight.pop(future)
+                    self._record(eid, g, future, time.monotonic() - t0)
+                    if bar is not None:
+                        best = self.best()
+                        bar.update(task, completed=self._finished(),
+                                   best=f"{best['score']:.4f}" if best else "-")
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            log.warning("interrupted: %d evaluations are saved; resume with resume=%s",
+                        self._finished(), self.run_dir.path if self.run_dir else "<run dir>")
+            raise
+        finally:
+            if bar is not None:
+                bar.stop()
+            self._save_state()
+            if self.run_dir is not None:
+                self.run_dir.close()
+        log.info("search finished: %s (%d evaluations, %.1f s)", stopped, self._finished(),
+                 self.elapsed())
+        return SearchResult(history=list(self.history), best=self.best(), stopped_because=stopped)
+
+    def _record(self, eid: int, genotype: Any, future: Future, wall: float) -> None:
+        try:
+            est, worker = future.result()
+        except Exception as exc:  # the estimator itself crashed: the search goes on
+            est, worker = Estimate.failed(f"{type(exc).__name__}: {exc}", seconds=wall), "?"
+        score = est.score if est.ok else None
+        status = "ok" if score is not None else "failed"
+        h = self.space.hash(genotype)
+        row = {
+            "id": eid,
+            "hash": h,
+            "genotype": self.space.to_json(genotype),
+            "arch": self.space.to_text(genotype),
+            "score": score,
+            "status": status,
+            "error": est.error if status == "failed" else None,
+            "metrics": {k: v for k, v in est.metrics.items()
+                        if not (isinstance(v, float) and not math.isfinite(v))},
+            "params": est.params,
+            "flops": est.flops,
+            "seconds": round(est.seconds, 4),
+            "epochs": est.epochs,
+            "worker": worker,
+            "elapsed": round(self.elapsed(), 3),
+            "finished_at": now_iso(),
+        }
+        self.history.append(row)
+        self.scores[h] = score
+        if self.run_dir is not None:
+            self.run_dir.append(row)
+        self.pending.pop(eid, None)
+        self.strategy.tell(genotype, score, row["metrics"])
+        self._save_state()
+        if status == "ok":
+            log.info("#%d score %.4f  params %s  %.1fs  %s", eid, score, _fmt_int(est.params),
+                     est.seconds, row["arch"])
+        else:
+            log.warning("#%d failed: %s", eid, est.error)
+        best = self.best()
+        if self.run_dir is not None and best is not None and best["id"] == eid:
+            self.run_dir.write_best(genotype, self.space, score=score, evaluation=eid,
+                                    metrics=row["metrics"], params=est.params, flops=est.flops)
+        if self.on_evaluation is not None:
+            self.on_evaluation(row)
+
+    def best(self) -> dict[str, Any] | None:
+        """The best finished evaluation so far (ties: the earliest)."""
+        best = None
+        for row in self.history:
+            if row["status"] == "ok" and (best is None or row["score"] > best["score"]):
+                best = row
+        return best
+
+    def _progress(self) -> Progress | None:
+        if not self.progress:
+            return None
+        return Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
+            TextColumn("left"), TimeRemainingColumn(), console=console(), transient=False,
+        )
+
+
+def _fmt_int(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
