@@ -113,3 +113,10 @@ def test_cpu_generator_gives_the_same_result_on_cuda(batch):
     out = augment_batch(batch.cuda(), spec, gen(9))
     assert out.device.type == "cuda"
     assert torch.equal(out.cpu(), ref)
+
+
+def test_fused_crop_and_flip_equals_crop_then_flip(batch):
+    spec = AugmentSpec(crop_padding=3, flip=True, cutout=0)
+    g = gen(21)
+    separate = random_flip(random_crop(batch, 3, g), g)
+    assert torch.equal(augment_batch(batch, spec, gen(21)), separate)
