@@ -111,3 +111,15 @@ def test_loader_on_cuda_matches_cpu():
     for (xc, yc), (xg, yg) in zip(cpu, gpu, strict=True):
         assert xg.device.type == "cuda"
         assert torch.allclose(xg.cpu(), xc) and torch.equal(yg.cpu(), yc)
+
+
+def test_moving_splits_to_a_device_keeps_everything():
+    from nascli.data import load_dataset
+
+    d = load_dataset("synthetic", num_samples=100)
+    same = d.to("cpu")
+    assert same.train is d.train and same.fingerprint == d.fingerprint
+    if torch.cuda.is_available():
+        moved = d.to("cuda")
+        assert moved.train.raw.is_cuda and moved.test.labels.is_cuda
+        assert torch.equal(moved.val.raw.cpu(), d.val.raw)

@@ -9,7 +9,7 @@ times cheaper. ``TensorSplit.images`` gives the normalised float32 view for call
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -57,6 +57,12 @@ class TensorSplit:
         std = self.std.to(raw.device).view(1, -1, 1, 1)
         return (raw.float() - mean) / std
 
+    def to(self, device: str | torch.device) -> TensorSplit:
+        """This split on ``device`` (itself when already there); BatchLoaders then copy nothing."""
+        if self.raw.device == torch.device(device):
+            return self
+        return TensorSplit(*(t.to(device) for t in (self.raw, self.labels, self.mean, self.std)))
+
     @cached_property
     def images(self) -> Tensor:
         """Normalised float32 images (N, C, H, W); computed on first use, then kept."""
@@ -90,6 +96,11 @@ class DataSplits:
     @property
     def std(self) -> Tensor:
         return self.train.std
+
+    def to(self, device: str | torch.device) -> DataSplits:
+        """All three splits on ``device``, e.g. once per search rather than once per candidate."""
+        moved = {k: getattr(self, k).to(device) for k in ("train", "val", "test")}
+        return replace(self, **moved)
 
     def summary(self) -> dict[str, object]:
         """JSON-friendly description for manifests and logs."""
