@@ -55,7 +55,9 @@ AMOEBANET_A = NASNetGenotype(
         ops=["sep_conv_3x3", "avg_pool_3x3", "max_pool_3x3", "sep_conv_7x7", "max_pool_3x3",
              "max_pool_3x3", "sep_conv_3x3", "conv_1x7_7x1", "avg_pool_3x3", "sep_conv_7x7"],
         inputs=[1, 0, 0, 2, 1, 0, 4, 0, 1, 0],
-        concat=[3, 5, 6],
+        # the reference's used_hiddenstates [1, 1, 0, 0, 0, 0, 0]: every block output, including
+        # blocks 0 and 2 that later blocks also read (this gives the paper's 3.2M at N=6, F=36)
+        concat=[2, 3, 4, 5, 6],
     ),
 )
 

@@ -1,0 +1,15 @@
+"""Model tests run single-threaded: tiny networks gain nothing from threads, and on a shared
+2-core machine OpenMP workers that wait on each other make them many times slower."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
