@@ -31,8 +31,3 @@ def indexed_dataset() -> Iterator[str]:
     register_dataset("indexed")(build)
     yield "indexed"
     del DATASETS["indexed"]
-
-
-def indices(raw: torch.Tensor) -> set[int]:
-    """The indices written into ``indexed`` images."""
-    return set((raw[:, 0, 0, 0].long() * 256 + raw[:, 0, 0, 1].long()).tolist())

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import INDEXED_N, indices
 
 from nascli.data import DATASETS, DatasetError, dataset_options, load_dataset
+
+INDEXED_N = 300  # images in the ``indexed_dataset`` fixture (conftest.py)
 
 # name -> (train, val, test, channels, (H, W)) at the default options
 OFFLINE = {
@@ -19,6 +20,11 @@ OFFLINE = {
 def test_every_product_dataset_is_registered():
     expected = {"mnist5k", "digits", "synthetic", "cifar10", "cifar100", "mnist"}
     assert expected | {"fashion_mnist", "svhn", "imagefolder"} <= set(DATASETS)
+
+
+def indices(raw: torch.Tensor) -> set[int]:
+    """The indices the ``indexed`` dataset writes into pixels (0, 0) and (0, 1)."""
+    return set((raw[:, 0, 0, 0].long() * 256 + raw[:, 0, 0, 1].long()).tolist())
 
 
 @pytest.mark.parametrize("name", sorted(OFFLINE))
