@@ -77,6 +77,15 @@ def assert_unchanged(before: dict[str, Any], model: nn.Module) -> None:
     assert torch.equal(before["rng"], after["rng"]), "global random state changed"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is faster, and far faster on a busy machine (no spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def small_net() -> SmallConvNet:
     return make_small_net()

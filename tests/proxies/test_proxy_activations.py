@@ -40,7 +40,7 @@ def test_naswot_sees_functional_relus():
     class Functional(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.head = nn.Linear(4, 2)
+            self.head = nn.Linear(10, 2)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head((torch.nn.functional.relu(x) - x).relu_() + 1.0)
@@ -48,15 +48,15 @@ def test_naswot_sees_functional_relus():
     class Modules(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.a, self.b, self.head = nn.ReLU(), nn.ReLU(inplace=True), nn.Linear(4, 2)
+            self.a, self.b, self.head = nn.ReLU(), nn.ReLU(inplace=True), nn.Linear(10, 2)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.b(self.a(x) - x) + 1.0)
 
-    x = torch.randn(6, 4)
+    x = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
     score = compute("naswot", Modules(), x)
     assert compute("naswot", Functional(), x) == pytest.approx(score, rel=1e-12)
-    assert score != compute("naswot", nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), x)
+    assert score != compute("naswot", nn.Sequential(nn.ReLU(), nn.Linear(10, 2)), x)
 
 
 def test_naswot_duplicate_inputs_is_minus_infinity():
