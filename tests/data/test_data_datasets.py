@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
-from nascli.data import DATASETS, DatasetError, dataset_options, load_dataset
+from nascli.data import DATASETS, DatasetError, DataSplits, dataset_options, load_dataset
 
 INDEXED_N = 300  # images in the ``indexed_dataset`` fixture (conftest.py)
+
+
+@functools.cache
+def cached(name: str) -> DataSplits:
+    """Default-option loads, shared by the tests that only read them."""
+    return load_dataset(name)
+
 
 # name -> (train, val, test, channels, (H, W)) at the default options
 OFFLINE = {
@@ -30,7 +39,7 @@ def indices(raw: torch.Tensor) -> set[int]:
 @pytest.mark.parametrize("name", sorted(OFFLINE))
 def test_offline_dataset_shapes_classes_and_normalisation(name):
     n_train, n_val, n_test, channels, size = OFFLINE[name]
-    d = load_dataset(name)
+    d = cached(name)
     assert (len(d.train), len(d.val), len(d.test)) == (n_train, n_val, n_test)
     assert (d.in_channels, d.image_size, d.num_classes) == (channels, size, 10)
     assert len(d.classes) == 10
@@ -48,14 +57,14 @@ def test_offline_dataset_shapes_classes_and_normalisation(name):
 
 
 def test_mnist5k_is_stratified():
-    d = load_dataset("mnist5k")
+    d = cached("mnist5k")
     for split, per_class in ((d.train, 360), (d.val, 40), (d.test, 100)):
         assert torch.bincount(split.labels).tolist() == [per_class] * 10
 
 
 def test_augment_defaults():
-    assert not load_dataset("mnist5k").augment.flip
-    assert load_dataset("mnist5k").augment.crop_padding == 2
+    assert not cached("mnist5k").augment.flip
+    assert cached("mnist5k").augment.crop_padding == 2
     assert not load_dataset("synthetic", num_samples=100).augment.enabled
 
 
@@ -128,7 +137,7 @@ def test_synthetic_is_deterministic_and_configurable():
 
 
 def test_synthetic_is_learnable_by_a_linear_model():
-    d = load_dataset("synthetic")
+    d = cached("synthetic")
     x, y = d.train.images.flatten(1), d.train.labels
     centroids = torch.stack([x[y == k].mean(0) for k in range(d.num_classes)])
     # nearest class mean is a linear classifier: w_k = mu_k, b_k = -|mu_k|^2 / 2
