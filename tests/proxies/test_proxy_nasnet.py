@@ -11,6 +11,8 @@ from nascli.proxies import PROXIES, compute
 
 models = pytest.importorskip("nascli.models")
 genotypes = pytest.importorskip("nascli.genotypes")
+if not hasattr(models, "build_network"):
+    pytest.skip("nascli.models.build_network is not available yet", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +41,8 @@ def test_flops_match_models_cost(small_nasnet):
     assert compute("flops", small_nasnet, x) == models.count_macs(small_nasnet, (1, 28, 28))
 
 
-@pytest.mark.slow
 def test_log_synflow_finite_on_nasnet_a_6_at_768():
-    """The full CIFAR network (20 cells, 3.3M parameters) in float64 at 32x32."""
+    """The full CIFAR network (20 cells, 3.3M parameters) in float64 at 32x32 (about 3 s)."""
     torch.manual_seed(0)
     net = models.build_network(
         genotypes.NASNET_A,
