@@ -81,8 +81,11 @@ def _delegate(command: str, args: list[str], with_arch: bool) -> None:
             args[i] = f"arch={_quote(args[i])}"
             if len(positional) > 1:
                 _error(f"unexpected argument {args[positional[1]]!r}; overrides look like key=value")
-        elif not any(a.startswith("arch=") for a in args) and "--cfg" not in args and "-c" not in args:
-            _error(f"missing ARCH: nascli {command} ARCH [key=value ...], where ARCH is a "
+        elif not any(a.startswith(("arch=", "resume=")) for a in args) and not (
+            {"--cfg", "-c"} & set(args)
+        ):
+            name = command.replace("_", "-")
+            _error(f"missing ARCH: nascli {name} ARCH [key=value ...], where ARCH is a "
                    "built-in cell (nasnet-a, amoebanet-a, darts-v2), a genotype JSON file, "
                    "a run directory or a checkpoint")
     elif not help_asked:

@@ -56,6 +56,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+def _resumed_config(ckpt: dict[str, Any]) -> DictConfig:
+    """The checkpoint's config with this command line's ``key=value`` overrides applied
+    (e.g. ``train.epochs=600`` to train longer)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = OmegaConf.create(ckpt["config"])
+    dotlist = [o.lstrip("+") for o in HydraConfig.get().overrides.task
+               if "." in o.split("=", 1)[0] and not o.startswith(("resume=", "~"))]
+    if dotlist:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
+    return cfg
+
+
 def _save(run_dir: RunDir, state: dict[str, Any]) -> None:
     atomic_torch_save(state, run_dir.path / CHECKPOINT)
 
@@ -67,7 +80,7 @@ def train_final_task(cfg: DictConfig) -> float | None:
     ckpt = None
     if cfg.get("resume"):
         ckpt = load_checkpoint(Path(str(cfg.resume)))
-        cfg = OmegaConf.create(ckpt["config"])
+        cfg = _resumed_config(ckpt)
         run_dir = RunDir(Path(ckpt["path"]).parent)
         genotype, space = genotype_from_dict(ckpt["genotype"], where=ckpt["path"])
         source = f"checkpoint {ckpt['path']}"
@@ -80,7 +93,7 @@ def train_final_task(cfg: DictConfig) -> float | None:
     torch.manual_seed(seed)
     device = setup(parts["device"])
     dev_cfg = parts["device"]
-    data = load_data(parts["dataset"], seed)
+    data = load_data(parts["dataset"], seed).to(device)
     model = build_final_model(genotype, data, t).to(device)
     if dev_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -104,7 +117,11 @@ def train_final_task(cfg: DictConfig) -> float | None:
         else None
     start, history = 0, []
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError:
+            raise UserError(f"{ckpt['path']}: the checkpoint's weights do not fit the network "
+                            "these settings build; resume with the same network settings") from None
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         gen.set_state(ckpt["generator"])

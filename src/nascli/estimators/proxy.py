@@ -40,8 +40,9 @@ class ProxyEstimator:
         n = min(batch_size, len(data.train))
         gen = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(data.train), generator=gen)[:n]
-        self.inputs = data.train.images[idx].to(self.device)
-        self.targets = data.train.labels[idx].to(self.device)
+        train = data.train
+        self.inputs = train.normalize(train.raw[idx.to(train.raw.device)]).to(self.device)
+        self.targets = train.labels[idx.to(train.labels.device)].to(self.device)
         self.calls = 0
 
     def __call__(self, genotype: Any, seed: int | None = None) -> Estimate:

@@ -66,10 +66,13 @@ class TrainEstimator:
         self.calls = 0
         self.train_split = data.train
         if self.settings.data_fraction < 1.0:
-            _, kept = stratified_split(data.train.labels.numpy(), self.settings.data_fraction,
-                                       seed)
+            _, kept = stratified_split(data.train.labels.cpu().numpy(),
+                                       self.settings.data_fraction, seed)
             t = data.train
             self.train_split = TensorSplit(t.raw[kept], t.labels[kept], t.mean, t.std)
+        # small datasets live on the device once, not once per candidate
+        self.data = data.to(self.device)
+        self.train_split = self.train_split.to(self.device)
 
     def build(self, genotype: Any) -> torch.nn.Module:
         """The search-time network for ``genotype`` on the estimator's device."""

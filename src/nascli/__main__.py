@@ -1,0 +1,5 @@
+"""``python -m nascli`` runs the command line."""
+
+from nascli.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""The real command line end to end on tiny settings: search, multirun, resume, evaluate,
+train-final, report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from nascli.engine.rundir import read_history
+from nascli.genotypes import load_genotype
+
+from cli_helpers import TINY, run_dirs
+
+
+def test_version_and_help(nascli):
+    proc = nascli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("nascli ")
+    proc = nascli("--help")
+    for command in ("search", "evaluate", "train-final", "report", "show"):
+        assert command in proc.stdout
+    proc = nascli("search", "--help")
+    assert proc.returncode == 0
+    for group in ("search_space:", "strategy: evolution, ppo, random, reinforce", "proxy:",
+                  "dataset:", "device: auto, cpu, cuda, mps", "experiment:"):
+        assert group in proc.stdout
+
+
+def test_cfg_job_prints_the_composed_config(nascli):
+    proc = nascli("search", "strategy=evolution", "strategy.population_size=20", "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr
+    assert "population_size: 20" in proc.stdout and "name: evolution" in proc.stdout
+
+
+def test_search_writes_the_run_directory(nascli):
+    proc = nascli("search", *TINY, "budget.evaluations=3", "seed=4")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(nascli.cwd)
+    rows = read_history(run / "history.jsonl")
+    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert len({r["hash"] for r in rows}) == 3
+    for r in rows:
+        assert r["status"] == "ok" and 0.0 <= r["score"] <= 1.0
+        assert r["params"] > 0 and r["flops"] > 0 and r["seconds"] > 0 and r["epochs"] > 0
+        assert set(r["metrics"]) >= {"val_acc", "val_loss", "train_loss"}
+    best_row = max(rows, key=lambda r: r["score"])
+    genotype, space = load_genotype(run / "best.json")
+    assert space.hash(genotype) == best_row["hash"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["seed"] == 4
+    assert manifest["dataset"]["fingerprint"] and manifest["torch"] == torch.__version__
+    assert manifest["started_at"] < manifest["ended_at"]
+    assert "seed: 4" in (run / "config.yaml").read_text()
+    log = (run / "search.log").read_text()
+    assert "search finished: evaluation budget reached (3 evaluations" in log
+    assert "top candidates" in proc.stderr + proc.stdout
+
+
+def test_resume_continues_without_recounting(nascli):
+    assert nascli("search", *TINY, "budget.evaluations=2").returncode == 0
+    (run,) = run_dirs(nascli.cwd)
+    first = read_history(run / "history.jsonl")
+    proc = nascli("search", f"resume={run}", "budget.evaluations=4", "progress=off")
+    assert proc.returncode == 0, proc.stderr
+    rows = read_history(run / "history.jsonl")
+    assert rows[:2] == first
+    assert [r["id"] for r in rows] == [0, 1, 2, 3]
+    assert len({r["hash"] for r in rows}) == 4
+    assert "2 finished evaluations reused" in (run / "search.log").read_text() + proc.stderr
+
+
+def test_multirun_writes_one_directory_per_job(nascli):
+    proc = nascli("search", "-m", *TINY, "budget.evaluations=1", "seed=0,1")
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted(p.parent for p in (nascli.cwd / "multirun").rglob("manifest.json"))
+    assert len(runs) == 2
+    assert {json.loads((r / "manifest.json").read_text())["seed"] for r in runs} == {0, 1}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None,
+                    reason="the joblib extra is not installed")
+def test_multirun_with_the_joblib_launcher(nascli):
+    proc = nascli("search", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY,
+                  "budget.evaluations=1", "strategy=random,evolution")
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted(p.parent for p in (nascli.cwd / "multirun").rglob("history.jsonl"))
+    assert len(runs) == 2
+    assert {json.loads((r / "manifest.json").read_text())["strategy"] for r in runs} == {
+        "random", "evolution"}
+
+
+def test_evaluate_with_a_proxy_and_with_training(nascli):
+    proc = nascli("evaluate", "nasnet-a", "proxy=params", "device=cpu")
+    assert proc.returncode == 0, proc.stderr
+    (out,) = (nascli.cwd / "outputs" / "evaluate").rglob("evaluation.json")
+    result = json.loads(out.read_text())
+    assert result["estimator"] == "params" and result["score"] == result["params"] > 0
+    proc = nascli("evaluate", "darts-v2", *TINY[:-1], "repeats=2")
+    assert proc.returncode == 0, proc.stderr
+    outs = sorted((nascli.cwd / "outputs" / "evaluate").rglob("evaluation.json"))
+    result = json.loads(outs[-1].read_text())
+    assert result["estimator"] == "train" and len(result["scores"]) == 2
+
+
+def test_train_final_checkpoint_evaluate_and_resume(nascli):
+    common = ["dataset=synthetic", "dataset.num_samples=240", "dataset.image_size=28",
+              "dataset.channels=1", "train.channels=4", "train.cells_per_stage=1",
+              "train.max_steps=2", "train.batch_size=16", "device=cpu"]
+    proc = nascli("train-final", "nasnet-a", *common, "train.epochs=1")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(nascli.cwd, "train_final")
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["genotype"]["space"] == "nasnet"
+    final = json.loads((run / "final.json").read_text())
+    assert 0.0 <= final["test_acc"] <= 1.0 and len(final["history"]) == 1
+    proc = nascli("evaluate", str(run / "checkpoint.pt"), "device=cpu")
+    assert proc.returncode == 0, proc.stderr
+    (out,) = (nascli.cwd / "outputs" / "evaluate").rglob("evaluation.json")
+    assert json.loads(out.read_text())["score"] == pytest.approx(final["test_acc"])
+    # resume continues in the same folder, here up to a larger epoch count
+    proc = nascli("train-final", f"resume={run}", "train.epochs=2")
+    assert proc.returncode == 0, proc.stderr
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and [h["epoch"] for h in ckpt["history"]] == [1, 2]
+
+
+def test_report_and_show(nascli):
+    assert nascli("search", "-m", *TINY, "budget.evaluations=2", "seed=0,1").returncode == 0
+    (sweep,) = {p.parent.parent for p in (nascli.cwd / "multirun").rglob("history.jsonl")}
+    proc = nascli("report", str(sweep))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("best_so_far.png", "pareto.png", "best_cells.png", "report.json"):
+        assert (sweep / name).is_file()
+    summary = json.loads((sweep / "report.json").read_text())
+    assert len(summary["runs"]) == 2 and summary["pareto"]
+    proc = nascli("show", "nasnet-a")
+    assert proc.returncode == 0 and "block0 = add(sep_conv_5x5(h_i), sep_conv_3x3(h_{i-1}))" \
+        in proc.stdout
