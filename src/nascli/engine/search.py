@@ -80,6 +80,7 @@ class Search:
         self.budget, self.run_dir, self.progress = budget, run_dir, progress
         self.on_evaluation = on_evaluation
         self.queue: deque[Any] = deque(queue)
+        self.redo: deque[tuple[int, Any]] = deque()  # unfinished before a resume: (id, genotype)
         self.history: list[dict[str, Any]] = []
         self.scores: dict[str, float | None] = {}  # canonical hash -> score of finished ones
         self.pending: dict[int, Any] = {}  # evaluation id -> genotype, asked but not finished
@@ -103,12 +104,12 @@ class Search:
             self.elapsed_before = float(state["elapsed"])
             self.next_id = int(state["next_id"])
             finished_ids = {row["id"] for row in self.history}
-            redo = [
-                self.space.from_json(g) for i, g in sorted(state["pending"].items())
+            self.redo.extend(
+                (int(i), self.space.from_json(g))
+                for i, g in sorted(state["pending"].items(), key=lambda t: int(t[0]))
                 if int(i) not in finished_ids
-            ]
-            self.queue.extendleft(reversed(redo + [self.space.from_json(g)
-                                                   for g in state.get("queue", [])]))
+            )
+            self.queue = deque(self.space.from_json(g) for g in state.get("queue", []))
             # a row recorded after the last state save was told to no strategy: tell it now
             told = set(state.get("told_ids", []))
             for row in self.history:
@@ -149,9 +150,14 @@ class Search:
             return "time budget reached"
         return None
 
-    def _next_genotype(self) -> Any:
+    def _next_genotype(self) -> tuple[Any, int]:
+        """The next genotype and its evaluation id: unfinished ones, queued ones, then asks."""
+        if self.redo:
+            return self.redo.popleft()[::-1]
+        eid = self.next_id
+        self.next_id += 1
         if self.queue:
-            return self.queue.popleft(), True
+            return self.queue.popleft(), eid
         streak = 0
         while True:
             try:
@@ -160,7 +166,7 @@ class Search:
                 raise StopIteration(str(exc)) from None
             h = self.space.hash(g)
             if h not in self.scores:
-                return g, False
+                return g, eid
             # an architecture already evaluated is never evaluated twice: answer from the cache
             self.strategy.tell(g, self.scores[h], {"cached": True})
             streak += 1
@@ -186,13 +192,11 @@ class Search:
                         stopped = stopped or reason
                         break
                     try:
-                        g, _queued = self._next_genotype()
+                        g, eid = self._next_genotype()
                     except StopIteration as stop:
                         stopped = str(stop)
                         log.warning("stopping: %s", stop)
                         break
-                    eid = self.next_id
-                    self.next_id += 1
                     self.pending[eid] = g
                     self._save_state()
                     in_flight[self.executor.submit(g)] = (eid, g, time.monotonic())
