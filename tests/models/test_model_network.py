@@ -82,6 +82,21 @@ def test_cell_widths_follow_the_genotype():
     assert model.classifier.in_features == 192
 
 
+def test_cell_inputs_and_concat_blocks_in_the_output():
+    # states 0/1 in a reduction cell's output are reduced; concat blocks are 2C wide
+    cell = Cell(
+        blocks=(
+            Block(inputs=(0, 1), ops=("sep_conv_3x3", "max_pool_3x3"), combine="concat"),
+            Block(inputs=(2, 0), ops=("avg_pool_3x3", "identity")),
+        ),
+        concat=(0, 1, 2, 3),
+    )
+    model = build_network(NASNetGenotype(normal=cell, reduce=cell), 3, 1, 1, 4, auxiliary=True)
+    assert [c.out_channels for c in model.cells] == [20, 40, 40, 80, 80]
+    logits, aux = model(torch.randn(2, 1, 30, 30))
+    assert logits.shape == aux.shape == (2, 3)
+
+
 def test_drop_path_zeroes_samples_and_rescales():
     torch.manual_seed(0)
     x = torch.ones(4000, 3, 2, 2)

@@ -38,6 +38,17 @@ def channels_from_penultimate(filters: int, genotype: NASNetGenotype) -> int:
     return filters // per_c
 
 
+def _macro_plan(channels: int, n: int, stem: str) -> list[tuple[int, bool]]:
+    """(C, is_reduction) of every cell, stem cells included."""
+    c = channels
+    plan = [(max(1, c // 4), True), (max(1, c // 2), True)] if stem == "imagenet" else []
+    for stage in range(3):
+        if stage:
+            plan.append((c * 2**stage, True))
+        plan += [(c * 2**stage, False)] * n
+    return plan
+
+
 class AuxiliaryHead(nn.Module):
     """ReLU'd input - AvgPool(5, stride 3) - Conv(1x1, 128) - BN - ReLU - Conv(2x2, 768) - BN - ReLU
     - Linear, as in NASNet/DARTS; maps below 5x5 skip the pool, others are pooled to 2x2 so any
@@ -91,43 +102,25 @@ class Network(nn.Module):
             raise ValueError("cells_per_stage and channels must be >= 1")
         self.genotype = genotype
         self.num_classes = num_classes
-        c = channels
-        # the stem output is rectified here once: every consumer would start with ReLU
-        if stem == "cifar":
-            c_stem = int(c * stem_multiplier)
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, c_stem, 3, 1, 1, bias=False),
-                nn.BatchNorm2d(c_stem),
-                nn.ReLU(inplace=True),
-            )
-            plan = []
-        else:
-            c_stem = int(32 * stem_multiplier)
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, c_stem, 3, 2, 0, bias=False),  # VALID, as the reference
-                nn.BatchNorm2d(c_stem),
-                nn.ReLU(inplace=True),
-            )
-            plan = [(max(1, c // 4), True), (max(1, c // 2), True)]
-        for stage in range(3):
-            if stage:
-                plan.append((c * 2**stage, True))
-            plan += [(c * 2**stage, False)] * cells_per_stage
-
+        cifar = stem == "cifar"
+        c_stem = int((channels if cifar else 32) * stem_multiplier)
+        self.stem = nn.Sequential(
+            # ImageNet: stride 2 without padding (VALID), as the reference
+            nn.Conv2d(in_channels, c_stem, 3, 1 if cifar else 2, 1 if cifar else 0, bias=False),
+            nn.BatchNorm2d(c_stem),
+            # rectified once here: every consumer of the stem output would start with ReLU
+            nn.ReLU(inplace=True),
+        )
         self.cells = nn.ModuleList()
         c_pp, c_p, reduction_prev = c_stem, c_stem, False
-        self._aux_after = -1
-        reductions = 0
-        stem_cells = 2 if stem == "imagenet" else 0
-        for i, (ci, reduction) in enumerate(plan):
+        for c, reduction in _macro_plan(channels, cells_per_stage, stem):
             spec = genotype.reduce if reduction else genotype.normal
-            cell = Cell(spec, c_pp, c_p, ci, reduction, reduction_prev)
+            cell = Cell(spec, c_pp, c_p, c, reduction, reduction_prev)
             self.cells.append(cell)
             c_pp, c_p, reduction_prev = c_p, cell.out_channels, reduction
-            if reduction and i >= stem_cells:
-                reductions += 1
-                if reductions == 2:
-                    self._aux_after, c_aux = i, c_p
+        # the auxiliary head reads the second reduction cell of the body, as in DARTS
+        self._aux_after = len(self.cells) - cells_per_stage - 1
+        c_aux = self.cells[self._aux_after].out_channels
         self.aux_head = AuxiliaryHead(c_aux, num_classes) if auxiliary else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(c_p, num_classes)
