@@ -82,6 +82,35 @@ def test_jacob_cov_definition():
     assert compute("jacob_cov", model, x) == pytest.approx(expected, rel=1e-4)
 
 
+def test_zen_ignores_the_model_weights_and_uses_features():
+    """Zen redraws the weights from N(0, 1): two initialisations of one architecture agree.
+
+    With ``forward_features`` the pre-pooling map is scored, not the logits.
+    """
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+            self.head = nn.Linear(4, 2)
+
+        def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.forward_features(x).mean((2, 3)))
+
+    x = torch.randn(6, 3, 8, 8)
+    torch.manual_seed(0)
+    a = Net()
+    torch.manual_seed(1)
+    b = Net()
+    assert compute("zen", a, x) == compute("zen", b, x)
+    assert math.isfinite(compute("zen", a, x))
+    with_head = compute("zen", nn.Sequential(a.body, nn.AdaptiveAvgPool2d(1), nn.Flatten()), x)
+    assert compute("zen", a, x) != with_head
+
+
 def test_params_exact():
     """Trainable only; a shared layer once; BatchNorm affine counts, running stats do not."""
     shared = nn.Linear(8, 8)

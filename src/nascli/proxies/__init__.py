@@ -7,7 +7,7 @@ function in :data:`PROXIES` has the same guarantees; :func:`register_proxy` adds
 
 Out of accelerator memory, a proxy that takes ``chunks`` is retried with the batch split in
 halves, then quarters, ... (its chunks accumulate to the full-batch score); the others
-(synflow, which uses one sample; params; flops) re-raise.
+(synflow, which uses one sample; params; flops; zen) re-raise.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from nascli.proxies.activations import jacob_cov, naswot
 from nascli.proxies.cost import count_macs, count_params, flops, params
 from nascli.proxies.gradient import fisher, grad_norm, grasp, snip
 from nascli.proxies.synflow import log_synflow, synflow
+from nascli.proxies.zen import zen
 
 ProxyFn = Callable[..., float]
 
@@ -118,6 +119,7 @@ register_proxy("jacob_cov", jacob_cov)
 register_proxy("naswot", naswot)
 register_proxy("params", params)
 register_proxy("flops", flops)
+register_proxy("zen", zen)
 
 __all__ = [
     "PROXIES",
