@@ -80,7 +80,8 @@ def _delegate(command: str, args: list[str], with_arch: bool) -> None:
             i = positional[0]
             args[i] = f"arch={_quote(args[i])}"
             if len(positional) > 1:
-                _error(f"unexpected argument {args[positional[1]]!r}; overrides look like key=value")
+                _error(f"unexpected argument {args[positional[1]]!r}; "
+                       "overrides look like key=value")
         elif not any(a.startswith(("arch=", "resume=")) for a in args) and not (
             {"--cfg", "-c"} & set(args)
         ):
@@ -134,7 +135,9 @@ def report(
 
 
 @app.command("show")
-def show(arch: str = typer.Argument(..., help="built-in name, genotype JSON or run directory")) -> None:
+def show(
+    arch: str = typer.Argument(..., help="built-in name, genotype JSON or run directory"),
+) -> None:
     """Print a cell in the paper's notation, and its one-line form."""
     from nascli.commands.common import ArchError, resolve_arch
 

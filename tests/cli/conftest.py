@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+
 def run_nascli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m nascli ARGS`` in ``cwd``; returns the finished process."""
     env = dict(os.environ, COLUMNS="200", PYTHONWARNINGS="ignore")

@@ -8,11 +8,10 @@ import json
 
 import pytest
 import torch
+from cli_helpers import TINY, run_dirs
 
 from nascli.engine.rundir import read_history
 from nascli.genotypes import load_genotype
-
-from cli_helpers import TINY, run_dirs
 
 
 def test_version_and_help(nascli):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -41,7 +42,10 @@ class TableSpace(SearchSpace):
     """A user space that only lists its decisions."""
 
     name = "table"
-    decisions = [Decision("lr", (0.1, 0.01, 0.001)), Decision("depth", (1, 2, 3, 4))]
+    decisions: ClassVar[list[Decision]] = [
+        Decision("lr", (0.1, 0.01, 0.001)),
+        Decision("depth", (1, 2, 3, 4)),
+    ]
 
 
 def test_nasnet_space_has_the_papers_decisions():

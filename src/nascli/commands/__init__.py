@@ -8,8 +8,8 @@ into one line on stderr and exit code 2, instead of Hydra's traceback.
 from __future__ import annotations
 
 import functools
-import os
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any

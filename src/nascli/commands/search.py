@@ -149,7 +149,7 @@ def search_task(cfg: DictConfig) -> float | None:
         proxy=p_cfg.name, started_at=now_iso(), status="running",
     )
     b = parts["budget"]
-    progress = {"on": True, "off": False}.get(str(cfg.progress), None)
+    progress = {"on": True, "off": False}.get(str(cfg.progress))
     if progress is None:
         progress = is_interactive() and HydraConfig.get().mode.name != "MULTIRUN"
     search = Search(space, strategy, executor, Budget(b.evaluations, b.seconds), run_dir,

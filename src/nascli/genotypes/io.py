@@ -89,7 +89,9 @@ def save_genotype(
     return path
 
 
-def load_genotype(path: str | os.PathLike, space: SearchSpace | None = None) -> tuple[Any, SearchSpace]:
+def load_genotype(
+    path: str | os.PathLike, space: SearchSpace | None = None
+) -> tuple[Any, SearchSpace]:
     """Read and validate a genotype file; returns ``(genotype, space)``."""
     path = Path(path)
     if not path.is_file():

@@ -137,7 +137,7 @@ def make_report(paths: list[Path], out: Path | None = None) -> dict[str, Any]:
         run, best = max(all_rows, key=lambda t: t[1]["score"])
         from nascli.genotypes import load_genotype
 
-        genotype, space = load_genotype(run / "best.json")
+        genotype, _ = load_genotype(run / "best.json")
         draw_genotype(genotype, out / "best_cells.png", title=f"best: {best['score']:.4f}")
         summary["best"] = {"run": str(run), "id": best["id"], "score": best["score"],
                            "arch": best["arch"]}

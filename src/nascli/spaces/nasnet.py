@@ -229,7 +229,8 @@ class NASNetSpace(SearchSpace):
         for c in range(2):
             blocks = []
             for b in range(self.blocks):
-                i1, i2, o1, o2, comb = values[(c * self.blocks + b) * 5 : (c * self.blocks + b + 1) * 5]
+                k = (c * self.blocks + b) * 5
+                i1, i2, o1, o2, comb = values[k : k + 5]
                 blocks.append(Block(inputs=(i1, i2), ops=(o1, o2), combine=comb))
             cells.append(Cell(blocks=tuple(blocks)))
         return NASNetGenotype(normal=cells[0], reduce=cells[1])
@@ -321,7 +322,8 @@ class NASNetSpace(SearchSpace):
                 choices = [o for o in self.ops if o != block.ops[j]]
                 new_ops = list(block.ops)
                 new_ops[j] = choices[int(rng.integers(len(choices)))]
-                block = Block(inputs=block.inputs, ops=(new_ops[0], new_ops[1]), combine=block.combine)
+                block = Block(inputs=block.inputs, ops=(new_ops[0], new_ops[1]),
+                              combine=block.combine)
                 break
             if what == "combine":
                 choices = [c for c in self.combine if c != block.combine]
