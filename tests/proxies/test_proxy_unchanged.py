@@ -53,6 +53,19 @@ def test_frozen_layer_is_scored(name, small_net, batch):
     assert compute(name, small_net, *batch) == pytest.approx(frozen_score, rel=1e-6)
 
 
+def test_caller_context_does_not_leak_in(small_net, batch):
+    """No-grad, inference mode or autocast around the call change no score."""
+    expected = {name: compute(name, small_net, *batch) for name in ALL}
+    for context in (torch.no_grad, torch.inference_mode, lambda: torch.autocast("cpu")):
+        with context():
+            for name in ALL:
+                assert compute(name, small_net, *batch) == expected[name], (name, context)
+    with torch.inference_mode():
+        made_there = [t.clone() for t in batch]  # inference tensors
+    for name in ALL:
+        assert compute(name, small_net, *made_there) == expected[name], name
+
+
 def test_float64_model_unchanged(small_net, batch, check_unchanged):
     """Synflow converts to float64 and takes |theta| in place: a float64 model must survive."""
     small_net.double()

@@ -12,9 +12,10 @@ halves, then quarters, ... (its chunks accumulate to the full-batch score); the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -40,6 +41,34 @@ ProxyFn = Callable[..., float]
 PROXIES: dict[str, ProxyFn] = {}
 
 
+@contextlib.contextmanager
+def _plain_autograd(device: torch.device) -> Iterator[None]:
+    """Gradients on and autocast off, whatever the caller's context: the definitions fix the
+    precision (float64 for synflow, the model's dtype otherwise) and most need gradients."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
+        if device.type in ("cpu", "cuda", "mps", "xpu"):
+            stack.enter_context(torch.autocast(device.type, enabled=False))
+        yield
+
+
+def _as_batch(
+    t: torch.Tensor | None, model: nn.Module, labels: bool = False
+) -> torch.Tensor | None:
+    """On the model's device (inputs also in its dtype), and usable by autograd: a tensor
+    made under ``torch.inference_mode`` cannot be saved for backward, so it is copied."""
+    if t is None:
+        return None
+    t = t.to(model_device(model))
+    if not labels and t.is_floating_point():
+        t = t.to(model_dtype(model))
+    if t.is_inference():
+        with torch.inference_mode(False):
+            t = t.clone()
+    return t
+
+
 def _guarded(fn: ProxyFn) -> ProxyFn:
     """Wrap a raw proxy: device and dtype of the inputs, restore the model, seed, retry on OOM."""
     splittable = "chunks" in inspect.signature(fn).parameters
@@ -54,15 +83,11 @@ def _guarded(fn: ProxyFn) -> ProxyFn:
         **options: Any,
     ) -> float:
         device = model_device(model)
-        inputs = inputs.to(device)
-        if inputs.is_floating_point():
-            inputs = inputs.to(model_dtype(model))
-        if targets is not None:
-            targets = targets.to(device)
+        inputs, targets = _as_batch(inputs, model), _as_batch(targets, model, labels=True)
         chunks = 1
         while True:
             try:
-                with seeded(device, seed), preserved(model):
+                with seeded(device, seed), preserved(model), _plain_autograd(device):
                     kwargs = {"chunks": chunks} if splittable else {}
                     return float(fn(model, inputs, targets, **kwargs, **options))
             except Exception as error:  # retry only out-of-memory, below
