@@ -95,8 +95,12 @@ def naswot(
     call = 0
 
     def add(c: torch.Tensor) -> None:
-        c = c.double()
-        kernel.add_(c @ c.T).add_((1.0 - c) @ (1.0 - c).T)
+        # c c' + (1 - c)(1 - c)' = 2 c c' - s 1' - 1 s' + units, s = ones per sample: one
+        # matrix product, in float32 where its integer sums are exact (below 2**24).
+        units = c.shape[1]
+        c = c.to(torch.float32 if units < 2**24 else torch.float64)
+        ones = c.sum(1, dtype=torch.float64)
+        kernel.add_(2.0 * (c @ c.T).double() - ones[:, None] - ones[None, :] + units)
 
     def record(c: torch.Tensor) -> None:
         nonlocal call
