@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from strategy_helpers import (
     ALL,
     SMALL,
@@ -269,3 +271,26 @@ def test_state_of_another_strategy_is_refused():
 
 def test_small_options_are_the_test_defaults():
     assert set(SMALL) == set(ALL)
+
+
+# -- any interleaving of asks and tells --------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(["random", "evolution"]),
+    ops=st.lists(st.tuples(st.booleans(), st.integers(0, 50), st.sampled_from([0.3, 0.9, None]))),
+)
+def test_any_interleaving_keeps_the_books(name, ops):
+    s = make(name, GRID, seed=0)
+    in_flight, asked = [], []
+    for is_ask, pick, score in ops:
+        if is_ask or not in_flight:
+            g = s.ask()
+            asked.append(GRID.hash(g))
+            in_flight.append(g)
+        else:
+            s.tell(in_flight.pop(pick % len(in_flight)), score)
+        assert s.num_pending == len(in_flight)
+    assert len(asked) == len(set(asked))
+    if name == "evolution":
+        assert len(s.population) <= SMALL["evolution"]["population_size"]
+        assert all(m[2] is not None for m in s.population)

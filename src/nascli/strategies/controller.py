@@ -174,7 +174,7 @@ class ControllerStrategy(Strategy):
         batch_size: int = 20,
         entropy_weight: float = 0.00001,
         baseline_decay: float = 0.95,
-        temperature: float = 1.0,
+        temperature: float | None = 1.0,
         tanh_constant: float | None = None,
         failed_score: float | None = None,
         num_threads: int | None = 1,
@@ -182,6 +182,7 @@ class ControllerStrategy(Strategy):
         allow_duplicates: bool = False,
     ) -> None:
         super().__init__(space, seed, max_retries=max_retries, allow_duplicates=allow_duplicates)
+        temperature = 1.0 if temperature is None else temperature  # None: configs' "unset"
         checks = {
             "hidden_size": int(hidden_size) >= 1,
             "lr": float(lr) > 0,
