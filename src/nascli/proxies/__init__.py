@@ -129,7 +129,7 @@ def compute(
     ``options`` go to the proxy (``loss_fn``, ``seed``, ...).
     """
     if name not in PROXIES:
-        raise KeyError(f"unknown proxy {name!r}; valid: {', '.join(sorted(PROXIES))}")
+        raise ValueError(f"unknown proxy {name!r}; valid: {', '.join(sorted(PROXIES))}")
     return PROXIES[name](model, inputs, targets, **options)
 
 
