@@ -9,6 +9,7 @@ small-budget preset (the papers' learning rates suit budgets of thousands).
 from __future__ import annotations
 
 import functools
+import time
 
 import numpy as np
 import pytest
@@ -82,3 +83,25 @@ def test_ppo_needs_clearly_fewer_evaluations_than_random(objective):
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_reinforce_is_no_worse_than_random(objective):
     assert _margin("reinforce", objective) >= 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "limit_ms"), [("random", 5), ("evolution", 5), ("ppo", 50)])
+def test_overhead_per_candidate_on_nasnet(name, limit_ms):
+    # generous limits (measured about 6x lower on a busy 2-core machine); guards regressions
+    # such as a controller update running on many threads
+    space = NASNetSpace()
+    s = build(
+        name,
+        space,
+        0,
+        **({"population_size": 50, "sample_size": 12} if name == "evolution" else {}),
+    )
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(200):
+        g = s.ask()
+        s.tell(g, float(rng.uniform()))
+    per_ms = (time.perf_counter() - start) / 200 * 1e3
+    print(f"{name}: {per_ms:.2f} ms per candidate")
+    assert per_ms < limit_ms
