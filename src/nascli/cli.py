@@ -120,6 +120,12 @@ def train_final(ctx: typer.Context) -> None:
     _delegate("train_final", ctx.args, with_arch=True)
 
 
+@app.command(context_settings=_DELEGATE, add_help_option=False)
+def correlate(ctx: typer.Context) -> None:
+    """Rank correlation of zero-cost proxies with trained accuracy (Spearman, Kendall)."""
+    _delegate("correlate", ctx.args, with_arch=False)
+
+
 @app.command()
 def report(
     run_dirs: list[Path] = typer.Argument(..., help="run directories (or multirun folders)"),

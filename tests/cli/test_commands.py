@@ -137,3 +137,22 @@ def test_report_and_show(nascli):
     proc = nascli("show", "nasnet-a")
     assert proc.returncode == 0 and "block0 = add(sep_conv_5x5(h_i), sep_conv_3x3(h_{i-1}))" \
         in proc.stdout
+
+
+def test_correlate_reports_rank_correlations_with_baselines(nascli):
+    proc = nascli("correlate", *TINY, "samples=4", "proxies=[synflow,naswot]")
+    assert proc.returncode == 0, proc.stderr
+    (out,) = (nascli.cwd / "outputs" / "correlate").rglob("correlation.json")
+    result = json.loads(out.read_text())
+    assert result["architectures"] == 4
+    assert set(result["correlations"]) == {"synflow", "naswot", "params", "flops"}
+    for row in result["correlations"].values():
+        assert row["n"] == 4 and -1.0 <= row["spearman"] <= 1.0 and -1.0 <= row["kendall"] <= 1.0
+    assert (out.parent / "scatter" / "synflow.png").is_file()
+    # from an existing run's history: no training
+    proc = nascli("correlate", *TINY, f"from_run={out.parent}", "proxies=[params]")
+    assert proc.returncode == 0, proc.stderr
+    outs = sorted((nascli.cwd / "outputs" / "correlate").rglob("correlation.json"))
+    again = json.loads(outs[-1].read_text())
+    assert again["accuracies"] == result["accuracies"]
+    assert again["correlations"]["params"] == result["correlations"]["params"]

@@ -64,11 +64,13 @@ def guarded(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
 
 def _tasks() -> dict[str, Callable[[DictConfig], Any]]:
+    from nascli.commands.correlate import correlate_task
     from nascli.commands.evaluate import evaluate_task
     from nascli.commands.search import search_task
     from nascli.commands.train_final import train_final_task
 
-    return {"search": search_task, "evaluate": evaluate_task, "train_final": train_final_task}
+    return {"search": search_task, "evaluate": evaluate_task, "train_final": train_final_task,
+            "correlate": correlate_task}
 
 
 def run_hydra(command: str, args: list[str]) -> int:
