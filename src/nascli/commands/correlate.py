@@ -105,11 +105,14 @@ def correlate_task(cfg: DictConfig) -> dict[str, Any]:
         table.add_column(col, justify="left" if col == "proxy" else "right")
     for name in names:
         r = table_rows[name]
-        fmt = (lambda v: "-" if v is None else f"{v:+.3f}")
-        table.add_row(name + (" (baseline)" if name in BASELINES else ""), fmt(r["spearman"]),
-                      fmt(r["kendall"]), str(r["n"]))
+        table.add_row(name + (" (baseline)" if name in BASELINES else ""), _fmt(r["spearman"]),
+                      _fmt(r["kendall"]), str(r["n"]))
     console().print(table)
     return table_rows
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
 
 
 def _plots(out: Path, names: list[str], scores: dict[str, list], accuracies: list[float]) -> None:
