@@ -14,6 +14,7 @@ Both are powers of two chosen to centre the activations and gradients in float64
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -81,6 +82,8 @@ def _log_score(
     model: nn.Module, shape: torch.Size, force_rescale: bool = False
 ) -> tuple[float, float | None]:
     """(log S, S): S from the plain float64 pass, or None where that overflowed."""
+    if model_device(model).type == "mps":  # no float64 there: score a CPU copy
+        model = copy.deepcopy(model).cpu()
     with batchnorm_removed(model):
         _prepare(model)
         if not force_rescale:
