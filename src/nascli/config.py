@@ -88,6 +88,7 @@ class EvolutionConfig(StrategyConfig):
 @dataclass
 class ControllerConfig(StrategyConfig):
     name: str = "ppo"
+    max_retries: int = 20
     hidden_size: int = 100
     lr: float = 0.00035
     batch_size: int = 20
@@ -113,6 +114,7 @@ class PPOConfig(ControllerConfig):
 @dataclass
 class ReinforceConfig(ControllerConfig):
     name: str = "reinforce"
+    lr: float = 0.0006
 
 
 @dataclass

@@ -156,3 +156,79 @@ def test_correlate_reports_rank_correlations_with_baselines(nascli):
     again = json.loads(outs[-1].read_text())
     assert again["accuracies"] == result["accuracies"]
     assert again["correlations"]["params"] == result["correlations"]["params"]
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "ppo", "reinforce"])
+def test_search_with_each_learning_strategy(nascli, strategy):
+    extra = {"evolution": ["strategy.population_size=2", "strategy.sample_size=2"],
+             "ppo": ["strategy.batch_size=2"], "reinforce": ["strategy.batch_size=2"]}
+    proc = nascli("search", *TINY, f"strategy={strategy}", *extra[strategy],
+                  "budget.evaluations=4")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(nascli.cwd)
+    rows = read_history(run / "history.jsonl")
+    assert len(rows) == 4 and len({r["hash"] for r in rows}) == 4
+    state = torch.load(run / "state.pt", weights_only=True)
+    assert state["strategy"]["strategy"] == strategy and state["strategy"]["num_told"] == 4
+
+
+def test_search_with_zero_cost_proxies_in_the_loop(nascli):
+    # synflow as the estimator itself
+    proc = nascli("search", *TINY, "proxy=synflow", "budget.evaluations=5")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(nascli.cwd)
+    rows = read_history(run / "history.jsonl")
+    assert all(r["status"] == "ok" and "log_synflow" in r["metrics"] for r in rows)
+    assert all(r["epochs"] == 0 for r in rows)
+
+
+def _top_by_params(n: int, keep: int, seed: int = 0) -> list[str]:
+    """Hashes of the ``keep`` largest of the ``n`` samples the warm start draws (TINY nets)."""
+    import numpy as np
+
+    from nascli.models import build_network, count_parameters
+    from nascli.spaces import NASNetSpace
+
+    space, rng, seen, scored = NASNetSpace(), np.random.default_rng(seed + 7919), set(), []
+    while len(scored) < n:
+        g = space.sample(rng)
+        if space.hash(g) in seen:
+            continue
+        seen.add(space.hash(g))
+        net = build_network(g, num_classes=10, in_channels=1, cells_per_stage=1, channels=4)
+        scored.append((-count_parameters(net), len(scored), space.hash(g)))
+    return [h for _, _, h in sorted(scored)[:keep]]
+
+
+def test_proxy_warm_start_and_child_filter(nascli):
+    proc = nascli("search", *TINY, "strategy=evolution", "strategy.population_size=3",
+                  "strategy.sample_size=2", "strategy.warm_start_proxy=params",
+                  "strategy.warm_start_samples=12", "strategy.child_filter_proxy=params",
+                  "strategy.children_per_step=4", "budget.evaluations=5")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(nascli.cwd)
+    rows = read_history(run / "history.jsonl")
+    assert len(rows) == 5
+    log = (run / "search.log").read_text()
+    assert "proxy params scored 12 samples" in log and "keeping the best 3" in log
+    # the initial population is the best 3 of the 12 proxy-scored samples
+    assert [r["hash"] for r in rows[:3]] == _top_by_params(12, 3)
+
+
+def test_proxy_prescreening(nascli):
+    proc = nascli("search", *TINY, "prescreen.proxy=params", "prescreen.samples=10",
+                  "prescreen.keep=2", "budget.evaluations=3")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(nascli.cwd)
+    rows = read_history(run / "history.jsonl")
+    assert [r["hash"] for r in rows[:2]] == _top_by_params(10, 2)
+    assert len(rows) == 3
+
+
+def test_evaluate_prints_a_proxy_score(nascli):
+    proc = nascli("evaluate", "nasnet-a", "proxy=synflow", "device=cpu", *TINY[:4])
+    assert proc.returncode == 0, proc.stderr
+    (out,) = (nascli.cwd / "outputs" / "evaluate").rglob("evaluation.json")
+    result = json.loads(out.read_text())
+    assert result["estimator"] == "synflow" and result["score"] > 0
+    assert "synflow" in proc.stdout + proc.stderr
