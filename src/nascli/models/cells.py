@@ -5,6 +5,11 @@ Each consumer of a cell output in the NASNet reference (the next two cells' prep
 classifier, the auxiliary head) starts with ReLU, so the network applies it once per output
 instead of once per consumer; the function computed is the reference one.
 
+Inside a cell, a hidden state read by several ops that start with ReLU is rectified once and
+passed to their ``body``; so the leading ReLU modules of those ops (and forward hooks on the op
+modules themselves) are skipped, while hooks on their conv and BN layers run as usual. These
+ReLUs are ``F.relu`` calls, visible to a ``TorchFunctionMode``.
+
 Hidden states: 0 is h_i (the previous cell's output), 1 is h_{i-1}, block b writes state b + 2.
 """
 

@@ -140,25 +140,27 @@ class Pool(nn.Sequential):
 
 
 class FactorizedReduce(nn.Module):
-    """Conv(1 x 1, stride 2) on x and on x shifted by one pixel - concat - BN; halves H and W.
+    """Conv(1 x 1) on even pixels and Conv(1 x 1) on odd pixels - concat - BN; halves H and W.
 
-    Keeps every input pixel in one of the two paths (a strided 1x1 convolution alone would drop
-    three quarters of them). Odd sizes round up, like every strided op. No leading ReLU: wrap it
-    in :class:`PreAct` for that (the ``identity`` op at stride 2 does).
+    The two paths see the input at offsets (0, 0) and (1, 1) with stride 2 (the reference's
+    strided 1x1 convolutions on x and on x shifted by one pixel), so no pixel is dropped by both.
+    Odd sizes round up, like every strided op. No leading ReLU: wrap it in :class:`PreAct` for
+    that (the ``identity`` op at stride 2 does).
     """
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
-        self.conv_1 = nn.Conv2d(c_in, c_out - c_out // 2, 1, 2, bias=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out - c_out // 2, 1, bias=False)
         # a single output channel leaves nothing for the shifted path
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, 2, bias=False) if c_out > 1 else None
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, bias=False) if c_out > 1 else None
         self.bn = _bn(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.conv_1(x)
+        # subsampling before the 1x1 convs copies a quarter of x per path instead of all of it
+        a = self.conv_1(x[:, :, ::2, ::2])
         if self.conv_2 is None:
             return self.bn(a)
-        b = self.conv_2(x[:, :, 1:, 1:])
+        b = self.conv_2(x[:, :, 1::2, 1::2])
         if b.shape[-2:] != a.shape[-2:]:
             # odd input: the shifted path is one short; pad at the end like the TF reference
             b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
