@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,7 @@ def build_estimator(
     """``proxy=train`` gives a train-and-test estimator; any other name a zero-cost one."""
     net = network_settings(space_cfg)
     if proxy.name == "train":
-        settings = TrainSettings(
-            epochs=proxy.epochs, batch_size=proxy.batch_size, lr=proxy.lr,
-            momentum=proxy.momentum, weight_decay=proxy.weight_decay, nesterov=proxy.nesterov,
-            data_fraction=proxy.data_fraction, max_steps=proxy.max_steps,
-            eval_batch_size=proxy.eval_batch_size, grad_clip=proxy.grad_clip,
-            augment=proxy.augment,
-        )
+        settings = TrainSettings(**{f.name: getattr(proxy, f.name) for f in fields(TrainSettings)})
         amp = device_cfg.amp
         return TrainEstimator(data, settings, net, device=device, amp=amp,
                               channels_last=device_cfg.channels_last, seed=seed)
