@@ -134,15 +134,16 @@ class ProxyConfig:
     # train-and-test (low fidelity during search)
     epochs: int = 1
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 0.0003
     nesterov: bool = True
-    data_fraction: float = 1.0
+    data_fraction: float = 0.5
     max_steps: int | None = None
     eval_batch_size: int = 256
     grad_clip: float = 5.0
     augment: bool = False
+    bn_recalibration_batches: int = 8
     # zero-cost proxies
     proxy_batch_size: int = 64
 
@@ -183,7 +184,7 @@ class DeviceConfig:
     name: str = "auto"
     gpus: list[int] = field(default_factory=list)
     amp: str = "none"
-    channels_last: bool = False
+    channels_last: bool = True
     cudnn_benchmark: bool = True
     threads: int | None = None
 

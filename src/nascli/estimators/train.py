@@ -15,7 +15,7 @@ from nascli.data.loader import BatchLoader
 from nascli.data.splits import TensorSplit, stratified_split
 from nascli.estimators.base import Estimate
 from nascli.models import build_network, count_macs, count_parameters
-from nascli.training import DivergedError, evaluate, train_epoch
+from nascli.training import DivergedError, evaluate, recalibrate_batchnorm, train_epoch
 
 
 @dataclass
@@ -24,7 +24,7 @@ class TrainSettings:
 
     epochs: int = 1
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 3e-4
     nesterov: bool = True
@@ -33,6 +33,7 @@ class TrainSettings:
     eval_batch_size: int = 256
     grad_clip: float | None = 5.0
     augment: bool = False
+    bn_recalibration_batches: int = 8
 
 
 @dataclass
@@ -123,6 +124,12 @@ class TrainEstimator:
                 )
                 losses.append(loss)
                 steps += n
+            if s.bn_recalibration_batches:
+                plain = BatchLoader(self.train_split, batch_size=train.batch_size, shuffle=True,
+                                    device=self.device, generator=gen)
+                recalibrate_batchnorm(model, plain, device=self.device, amp=self.amp,
+                                      max_batches=s.bn_recalibration_batches,
+                                      channels_last=self.channels_last)
             val = BatchLoader(self.data.val, batch_size=s.eval_batch_size, shuffle=False,
                               device=self.device)
             acc, val_loss = evaluate(model, val, device=self.device, amp=self.amp,

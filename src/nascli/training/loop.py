@@ -111,3 +111,47 @@ def evaluate(
     if seen == 0:
         return float("nan"), float("nan")
     return correct / seen, loss_sum / seen
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    *,
+    device: torch.device,
+    max_batches: int = 8,
+    amp: str = "none",
+    channels_last: bool = False,
+) -> int:
+    """Recompute BatchNorm running statistics as a plain average over ``max_batches`` batches.
+
+    After a short training run the running averages (momentum 0.1) still mix statistics of
+    much earlier weights, and eval-mode accuracy can fall to chance while train-mode accuracy
+    is high. Re-estimating them on the final weights fixes that (as one-shot NAS does).
+    Returns the number of batches used; the model's train/eval mode is restored.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    saved = [(m, m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch weighs the same
+    was_training = model.training
+    model.train()
+    used = 0
+    try:
+        for x, _ in batches:
+            if used >= max_batches:
+                break
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp):
+                model(x)
+            used += 1
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        model.train(was_training)
+    return used
