@@ -9,6 +9,7 @@ regularized-evolution search written to a run directory, and the best genotype.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
@@ -28,8 +29,10 @@ from nascli.strategies import build as build_strategy
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evaluations", type=int, default=6)
-    parser.add_argument("--out", type=Path, default=Path("outputs/example"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default: outputs/example/<time>)")
     args = parser.parse_args()
+    args.out = args.out or Path("outputs/example") / time.strftime("%Y-%m-%d_%H-%M-%S")
     torch.manual_seed(0)
 
     # 1. The NASNet space: 50 decisions (2 cells x 5 blocks x 5 choices).

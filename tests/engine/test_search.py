@@ -130,3 +130,10 @@ def test_pool_executor_runs_candidates_in_worker_processes(tmp_path):
     assert len(rows) == 8 and sorted(r["id"] for r in rows) == list(range(8))
     assert all(r["worker"].startswith("pid") for r in rows)
     assert all(math.isfinite(r["score"]) for r in rows)
+
+
+def test_a_used_run_directory_is_not_overwritten(tmp_path):
+    _search(tmp_path, budget=2).run()
+    with pytest.raises(ValueError, match="already holds evaluations"):
+        _search(tmp_path, budget=2).run()
+    assert len(read_history(tmp_path / "history.jsonl")) == 2

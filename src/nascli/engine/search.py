@@ -87,6 +87,7 @@ class Search:
         self.next_id = 0
         self.elapsed_before = 0.0
         self._start = time.monotonic()
+        self._resumed = False
 
     # -- resume -----------------------------------------------------------------------------
     def resume(self) -> int:
@@ -95,6 +96,7 @@ class Search:
         Unfinished evaluations (asked, never recorded) are queued to run again first.
         """
         assert self.run_dir is not None
+        self._resumed = True
         self.history = self.run_dir.history()
         for row in self.history:
             self.scores[row["hash"]] = row["score"]
@@ -175,6 +177,11 @@ class Search:
 
     def run(self) -> SearchResult:
         """Run until the budget is spent; returns the history and the best evaluation."""
+        if self.run_dir is not None and not self._resumed and self.run_dir.history():
+            raise ValueError(
+                f"{self.run_dir.path} already holds evaluations; resume it (Search.resume(), "
+                "or resume=RUN_DIR on the command line) or write to a new directory"
+            )
         self._start = time.monotonic()
         in_flight: dict[Future, tuple[int, Any, float]] = {}
         stopped = ""
