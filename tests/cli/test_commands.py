@@ -67,7 +67,7 @@ def test_resume_continues_without_recounting(nascli):
     assert rows[:2] == first
     assert [r["id"] for r in rows] == [0, 1, 2, 3]
     assert len({r["hash"] for r in rows}) == 4
-    assert "2 finished evaluations reused" in (run / "search.log").read_text() + proc.stderr
+    assert "2 finished evaluations reused" in (run / "search.log").read_text()
 
 
 def test_multirun_writes_one_directory_per_job(nascli):
@@ -232,3 +232,12 @@ def test_evaluate_prints_a_proxy_score(nascli):
     result = json.loads(out.read_text())
     assert result["estimator"] == "synflow" and result["score"] > 0
     assert "synflow" in proc.stdout + proc.stderr
+
+
+def test_search_with_the_pool_executor(nascli):
+    proc = nascli("search", *TINY, "executor=pool", "executor.workers=2", "budget.evaluations=3")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(nascli.cwd)
+    rows = read_history(run / "history.jsonl")
+    assert sorted(r["id"] for r in rows) == [0, 1, 2]
+    assert all(r["status"] == "ok" and r["worker"].startswith("pid") for r in rows)

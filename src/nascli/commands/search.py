@@ -107,6 +107,10 @@ def search_task(cfg: DictConfig) -> float | None:
     data = load_data(parts["dataset"], seed)
     net = network_settings(s_cfg)
     run_dir = RunDir(resume_dir or HydraConfig.get().runtime.output_dir)
+    if resume_dir is not None:  # keep one plain log per run: continue the original one
+        handler = logging.FileHandler(run_dir.path / "search.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
     log.info("run directory: %s", run_dir.path)
     log.info("space %s | strategy %s | proxy %s | dataset %s (%d train, %d val) | device %s",
              space.describe(), st_cfg.name, p_cfg.name, data.name, len(data.train),
