@@ -7,12 +7,8 @@ import math
 import pytest
 import torch
 
+from nascli import genotypes, models
 from nascli.proxies import PROXIES, compute
-
-models = pytest.importorskip("nascli.models")
-genotypes = pytest.importorskip("nascli.genotypes")
-if not hasattr(models, "build_network"):
-    pytest.skip("nascli.models.build_network is not available yet", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
