@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 
 #: attribute names of auxiliary heads (nascli, DARTS, torchvision's Inception)
 AUX_NAMES = frozenset({"aux_head", "auxiliary_head", "AuxLogits"})
@@ -19,30 +23,36 @@ def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
     return total
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32)) -> int:
-    """Multiply-adds of one forward pass of one (C, H, W) image, in eval mode.
+def _layer_macs(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> int:
+    """Multiply-adds of one call of a conv (any dimension, transposed too) or linear layer,
+    per sample."""
+    batch = out.shape[0] if out.dim() > 1 else 1
+    if isinstance(module, _ConvTransposeNd):
+        # each input element meets out_channels / groups filters of prod(kernel) taps
+        per_input = module.out_channels // module.groups * math.prod(module.kernel_size)
+        return args[0].numel() // batch * per_input
+    if isinstance(module, _ConvNd):
+        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+        return out.numel() // batch * per_output
+    return out.numel() // batch * module.in_features  # nn.Linear
 
-    Counts convolutions (``C_in / groups * kh * kw`` per output element) and linear layers
+
+def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 32, 32)) -> int:
+    """Multiply-adds of one forward pass of one input of shape ``input_size``, in eval mode.
+
+    Counts convolutions (``C_in / groups * prod(kernel)`` per output element) and linear layers
     (``in_features`` per output element), like the NASNet and DARTS papers; BN, pooling,
-    activations and additions are not counted. Works on any device, including ``meta``.
+    activations and additions are not counted. A layer called twice counts twice. Works on any
+    ``nn.Module`` and any device, including ``meta``; the model's train/eval mode is restored.
     """
     total = 0
 
-    def conv_hook(m: nn.Conv2d, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
-        kh, kw = m.kernel_size
-        total += out.numel() * (m.in_channels // m.groups) * kh * kw
+        total += _layer_macs(module, args, out)
 
-    def linear_hook(m: nn.Linear, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        total += out.numel() * m.in_features
-
-    handles = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, _ConvNd | nn.Linear)]
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
