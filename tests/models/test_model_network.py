@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from nascli.genotypes import DARTS_V2, NASNET_A
 from nascli.models import build_network, channels_from_penultimate, drop_path
-from nascli.spaces import Block, Cell, DARTSSpace, NASNetGenotype, NASNetSpace
+from nascli.spaces import Block, CellGenotype, DARTSSpace, NASNetGenotype, NASNetSpace
 
 STEM_CASES = [("cifar", 28), ("cifar", 32), ("cifar", 33), ("imagenet", 64)]
 
@@ -84,7 +84,7 @@ def test_cell_widths_follow_the_genotype():
 
 def test_cell_inputs_and_concat_blocks_in_the_output():
     # states 0/1 in a reduction cell's output are reduced; concat blocks are 2C wide
-    cell = Cell(
+    cell = CellGenotype(
         blocks=(
             Block(inputs=(0, 1), ops=("sep_conv_3x3", "max_pool_3x3"), combine="concat"),
             Block(inputs=(2, 0), ops=("avg_pool_3x3", "identity")),
@@ -138,7 +138,7 @@ def test_drop_path_only_in_training_and_not_on_identity():
     model.eval()
     torch.testing.assert_close(_outputs(model, x, 0.0), _outputs(model, x, 0.5))
 
-    ident = Cell(blocks=(Block(inputs=(0, 1), ops=("identity", "identity")),), concat=(2,))
+    ident = CellGenotype(blocks=(Block(inputs=(0, 1), ops=("identity", "identity")),), concat=(2,))
     skip_only = build_network(NASNetGenotype(normal=ident, reduce=ident), cells_per_stage=1)
     torch.testing.assert_close(_outputs(skip_only, x, 0.0), _outputs(skip_only, x, 0.9))
 
@@ -155,6 +155,6 @@ def test_channels_from_penultimate():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="stem"):
         build_network(NASNET_A, stem="mnist")
-    bad = Cell(blocks=(Block(inputs=(0, 1), ops=("conv_9x9", "identity")),))
+    bad = CellGenotype(blocks=(Block(inputs=(0, 1), ops=("conv_9x9", "identity")),))
     with pytest.raises(KeyError, match="conv_9x9"):
         build_network(NASNetGenotype(normal=bad, reduce=bad), cells_per_stage=1, channels=4)

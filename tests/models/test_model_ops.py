@@ -1,4 +1,4 @@
-"""The op table: every known op exists and keeps the shape contract."""
+"""The op table: every registered op keeps the shape contract; spaces take their ops from it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ import torch
 
 from nascli.models import OPS, build_op, register_op
 from nascli.models.ops import FactorizedReduce, PreAct
-from nascli.spaces import KNOWN_OPS
+from nascli.registry import UnknownNameError
+from nascli.spaces import DARTS_OPS, NASNET_OPS, known_ops
+
+BUILT_IN = list(OPS)
 
 
-def test_table_covers_every_known_op():
-    assert set(KNOWN_OPS) <= set(OPS)
+def test_table_covers_the_spaces_ops_and_is_what_spaces_check_against():
+    assert set(NASNET_OPS) | set(DARTS_OPS) <= set(OPS)
+    assert known_ops() == OPS.names()
 
 
-@pytest.mark.parametrize("name", KNOWN_OPS)
+@pytest.mark.parametrize("name", BUILT_IN)
 @pytest.mark.parametrize("size", [7, 8])
 @pytest.mark.parametrize(
     ("c_in", "c_out", "stride"), [(6, 6, 1), (12, 6, 1), (6, 6, 2), (12, 6, 2)]
@@ -29,7 +33,7 @@ def test_op_shape_contract(name, size, c_in, c_out, stride):
     assert torch.isfinite(x.grad).all()
 
 
-@pytest.mark.parametrize("name", [n for n in KNOWN_OPS if isinstance(build_op(n, 4, 4, 2), PreAct)])
+@pytest.mark.parametrize("name", [n for n in BUILT_IN if isinstance(build_op(n, 4, 4, 2), PreAct)])
 def test_body_skips_only_the_leading_relu(name):
     torch.manual_seed(0)
     op = build_op(name, 4, 4, 2).eval()
@@ -51,8 +55,9 @@ def test_factorized_reduce_odd_channels_and_sizes(c_out, size):
 
 
 def test_unknown_op_lists_valid_names():
-    with pytest.raises(KeyError, match="sep_conv_3x3"):
+    with pytest.raises(KeyError, match="sep_conv_3x3") as info:
         build_op("conv_9x9", 4, 4)
+    assert isinstance(info.value, UnknownNameError) and "conv_9x9" in str(info.value)
 
 
 def test_register_op_adds_to_table():
@@ -60,4 +65,5 @@ def test_register_op_adds_to_table():
     try:
         assert build_op("test_zero", 2, 3, 2)(torch.randn(1, 2, 4, 4)).shape == (1, 3, 2, 2)
     finally:
-        del OPS["test_zero"]
+        OPS.unregister("test_zero")
+    assert "test_zero" not in OPS

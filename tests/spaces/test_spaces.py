@@ -24,7 +24,7 @@ from nascli.genotypes import (
 from nascli.spaces import (
     NASNET_OPS,
     Block,
-    Cell,
+    CellGenotype,
     Decision,
     NASNetGenotype,
     NASNetSpace,
@@ -117,7 +117,7 @@ def test_hash_is_invariant_to_operand_order_and_block_order(seed):
     # swap the operands of every block (add is commutative)
     swapped = NASNetGenotype(
         *(
-            Cell(
+            CellGenotype(
                 blocks=tuple(
                     Block(inputs=b.inputs[::-1], ops=b.ops[::-1], combine=b.combine)
                     for b in g.cell(k).blocks
@@ -137,26 +137,26 @@ def test_hash_is_invariant_to_operand_order_and_block_order(seed):
 
 def test_two_encodings_collapse_to_one_hash():
     # 1) operands of `add` swapped
-    a = Cell(blocks=(Block((0, 1), ("sep_conv_3x3", "identity")),
+    a = CellGenotype(blocks=(Block((0, 1), ("sep_conv_3x3", "identity")),
                      Block((2, 0), ("max_pool_3x3", "conv_1x1"))))
-    b = Cell(blocks=(Block((1, 0), ("identity", "sep_conv_3x3")),
+    b = CellGenotype(blocks=(Block((1, 0), ("identity", "sep_conv_3x3")),
                      Block((0, 2), ("conv_1x1", "max_pool_3x3"))))
     # 2) two independent blocks listed in the other order (states renumbered)
-    c = Cell(blocks=(Block((0, 0), ("conv_3x3", "conv_3x3")),
+    c = CellGenotype(blocks=(Block((0, 0), ("conv_3x3", "conv_3x3")),
                      Block((1, 1), ("avg_pool_3x3", "identity"))))
-    d = Cell(blocks=(Block((1, 1), ("identity", "avg_pool_3x3")),
+    d = CellGenotype(blocks=(Block((1, 1), ("identity", "avg_pool_3x3")),
                      Block((0, 0), ("conv_3x3", "conv_3x3"))))
     space = NASNetSpace(blocks=2)
     g1, g2 = NASNetGenotype(a, c), NASNetGenotype(b, d)
     assert space.encode(g1) != space.encode(g2)
     assert space.hash(g1) == space.hash(g2)
     # a real change is a different architecture
-    e = Cell(blocks=(Block((0, 0), ("conv_3x3", "conv_1x1")), c.blocks[1]))
+    e = CellGenotype(blocks=(Block((0, 0), ("conv_3x3", "conv_1x1")), c.blocks[1]))
     assert space.hash(NASNetGenotype(a, e)) != space.hash(g1)
 
 
 def test_default_concat_is_the_unused_block_outputs():
-    cell = Cell(blocks=(Block((0, 1), ("identity", "identity")),
+    cell = CellGenotype(blocks=(Block((0, 1), ("identity", "identity")),
                         Block((2, 0), ("identity", "identity")),
                         Block((1, 1), ("identity", "identity"))))
     assert cell.concat == (3, 4)
@@ -226,3 +226,43 @@ def test_space_options_are_validated():
     with pytest.raises(SpaceError, match="unknown search space 'foo'; valid: darts, nasnet"):
         get_space("foo")
     assert NASNetSpace(ops=("skip_connect", "conv_3x3")).ops == ("identity", "conv_3x3")
+
+
+def test_search_time_network_settings_live_with_the_space():
+    space = NASNetSpace()
+    assert space.network == {"cells_per_stage": 1, "channels": 8, "stem": "cifar"}
+    assert space.config() == {"ops": list(NASNET_OPS), "blocks": 5, "combine": ["add"],
+                              "cells_per_stage": 1, "channels": 8, "stem": "cifar"}
+    darts = get_space("darts", cells_per_stage=2, channels=16, stem="imagenet")
+    assert darts.blocks == 4
+    assert darts.network == {"cells_per_stage": 2, "channels": 16, "stem": "imagenet"}
+    assert type(darts)(**darts.config()).config() == darts.config()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cells_per_stage": 0}, "cells_per_stage=0 is invalid; expected an integer in 1..64"),
+        ({"channels": 1.5}, r"channels=1\.5 is invalid; expected an integer in 1\.\.4096"),
+        ({"channels": 10**6}, "channels=1000000 exceeds the limit of 4096 channels"),
+        ({"stem": "mnist"}, "stem='mnist' is invalid; valid: cifar, imagenet"),
+        ({"blocks": True}, "blocks=True is invalid; expected an integer in 1..64"),
+        ({"blocks": "5"}, "blocks='5' is invalid"),
+        ({"blocks": 65}, "blocks=65 exceeds the limit of 64 blocks per cell"),
+        ({"ops": "identity"}, "ops must be a list of names, got str"),
+        ({"ops": ["identity"] * 257}, "ops has 257 entries, exceeding the limit of 256"),
+        ({"ops": ["identity", "skip_connect"]}, "ops repeats 'identity'"),
+        ({"ops": []}, "ops must be a non-empty list"),
+        ({"combine": ["add", 3]}, "combine must be a non-empty list of names"),
+    ],
+)
+def test_space_options_are_bounded_and_typed(options, message):
+    with pytest.raises(SpaceError, match=message) as info:
+        NASNetSpace(**options)
+    assert "\n" not in str(info.value)
+
+
+def test_the_largest_accepted_space_describes_itself():
+    space = NASNetSpace(blocks=64, combine=("add", "concat"))
+    assert "640 decisions" in space.describe() and "e+" in space.describe()
+    assert NASNetSpace().describe().endswith("50 decisions, 5.11e+33 encodings")

@@ -16,17 +16,17 @@ from nascli.genotypes.io import (
     load_genotype,
     save_genotype,
 )
-from nascli.spaces import Block, Cell, NASNetGenotype, NASNetSpace, SpaceError
+from nascli.spaces import Block, CellGenotype, NASNetGenotype, NASNetSpace, SpaceError
 from nascli.spaces.nasnet import DARTSSpace
 
 
-def _cell(ops: list[str], inputs: list[int], concat: list[int]) -> Cell:
+def _cell(ops: list[str], inputs: list[int], concat: list[int]) -> CellGenotype:
     """A cell from the TF reference's flat lists (two entries per block)."""
     blocks = tuple(
         Block(inputs=(inputs[2 * b], inputs[2 * b + 1]), ops=(ops[2 * b], ops[2 * b + 1]))
         for b in range(len(ops) // 2)
     )
-    return Cell(blocks=blocks, concat=tuple(concat))
+    return CellGenotype(blocks=blocks, concat=tuple(concat))
 
 
 NASNET_A = NASNetGenotype(

@@ -1,4 +1,4 @@
-"""A cell of the final network, built from a genotype's :class:`nascli.spaces.Cell`.
+"""A cell of the final network, built from a genotype's :class:`nascli.spaces.CellGenotype`.
 
 Convention between cells: every tensor passed from one cell to the next is already rectified.
 Each consumer of a cell output in the NASNet reference (the next two cells' preprocessing, the
@@ -15,12 +15,16 @@ Hidden states: 0 is h_i (the previous cell's output), 1 is h_{i-1}, block b writ
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nascli.models.ops import ConvBN, FactorizedReduce, PreAct, build_op
-from nascli.spaces import Cell as CellSpec
+
+if TYPE_CHECKING:  # models read genotype attributes only; spaces must not load at run time
+    from nascli.spaces.genotype import CellGenotype
 
 
 def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
@@ -51,7 +55,7 @@ class Cell(nn.Module):
 
     def __init__(
         self,
-        spec: CellSpec,
+        spec: CellGenotype,
         c_prev_prev: int,
         c_prev: int,
         channels: int,

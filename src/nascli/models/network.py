@@ -10,18 +10,22 @@ then the same stacks. ``channels`` is C, the filters of the first stack (NASNet'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nascli.models.cells import Cell
-from nascli.spaces import Cell as CellSpec
-from nascli.spaces import NASNetGenotype
 
+if TYPE_CHECKING:  # models read genotype attributes only; spaces must not load at run time
+    from nascli.spaces.genotype import CellGenotype, NASNetGenotype
+
+#: Macro-network stems (``nascli.spaces.nasnet.STEMS`` names the same ones).
 STEMS = ("cifar", "imagenet")
 
 
-def _width(spec: CellSpec) -> int:
+def _width(spec: CellGenotype) -> int:
     """Output channels of a cell in units of C."""
     w = [1, 1] + [2 if b.combine == "concat" else 1 for b in spec.blocks]
     return sum(w[s] for s in spec.concat)

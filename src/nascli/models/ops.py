@@ -1,4 +1,4 @@
-"""The op table of the NASNet space: ``OPS[name](C_in, C_out, stride) -> nn.Module``.
+"""The op table: ``OPS[name](C_in, C_out, stride) -> nn.Module``, the one list of op names.
 
 Every op maps ``(N, C_in, H, W)`` to ``(N, C_out, ceil(H / stride), ceil(W / stride))``, so a cell
 never has to know which op it holds. Layer orders follow the TensorFlow NASNet reference
@@ -17,6 +17,8 @@ from itertools import islice
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nascli.registry import Registry
 
 OpFactory = Callable[[int, int, int], nn.Module]
 
@@ -176,32 +178,32 @@ def identity(c_in: int, c_out: int, stride: int = 1) -> nn.Module:
     return nn.Identity()
 
 
-#: name -> factory(C_in, C_out, stride); covers every name in ``nascli.spaces.KNOWN_OPS``.
-OPS: dict[str, OpFactory] = {
-    "identity": identity,
-    "conv_1x3_3x1": lambda ci, co, s: Bottleneck(ci, co, 3, s, pair=True),
-    "conv_1x7_7x1": lambda ci, co, s: Bottleneck(ci, co, 7, s, pair=True),
-    "dil_conv_3x3": lambda ci, co, s: DilConv(ci, co, 3, s),
-    "dil_conv_5x5": lambda ci, co, s: DilConv(ci, co, 5, s),
-    "avg_pool_3x3": lambda ci, co, s: Pool("avg", ci, co, 3, s),
-    "max_pool_3x3": lambda ci, co, s: Pool("max", ci, co, 3, s),
-    "max_pool_5x5": lambda ci, co, s: Pool("max", ci, co, 5, s),
-    "max_pool_7x7": lambda ci, co, s: Pool("max", ci, co, 7, s),
-    "conv_1x1": lambda ci, co, s: ReLUConvBN(ci, co, 1, s),
-    "conv_3x3": lambda ci, co, s: Bottleneck(ci, co, 3, s),
-    "sep_conv_3x3": lambda ci, co, s: SepConv(ci, co, 3, s),
-    "sep_conv_5x5": lambda ci, co, s: SepConv(ci, co, 5, s),
-    "sep_conv_7x7": lambda ci, co, s: SepConv(ci, co, 7, s),
-}
+#: name -> factory(C_in, C_out, stride). Spaces check their op names against it
+#: (``nascli.spaces.known_ops``), so a registered op is usable in any space's ``ops``.
+OPS: Registry[OpFactory] = Registry("op")
+OPS.register("identity", identity)
+OPS.register("conv_1x3_3x1", lambda ci, co, s: Bottleneck(ci, co, 3, s, pair=True))
+OPS.register("conv_1x7_7x1", lambda ci, co, s: Bottleneck(ci, co, 7, s, pair=True))
+OPS.register("dil_conv_3x3", lambda ci, co, s: DilConv(ci, co, 3, s))
+OPS.register("dil_conv_5x5", lambda ci, co, s: DilConv(ci, co, 5, s))
+OPS.register("avg_pool_3x3", lambda ci, co, s: Pool("avg", ci, co, 3, s))
+OPS.register("max_pool_3x3", lambda ci, co, s: Pool("max", ci, co, 3, s))
+OPS.register("max_pool_5x5", lambda ci, co, s: Pool("max", ci, co, 5, s))
+OPS.register("max_pool_7x7", lambda ci, co, s: Pool("max", ci, co, 7, s))
+OPS.register("conv_1x1", lambda ci, co, s: ReLUConvBN(ci, co, 1, s))
+OPS.register("conv_3x3", lambda ci, co, s: Bottleneck(ci, co, 3, s))
+OPS.register("sep_conv_3x3", lambda ci, co, s: SepConv(ci, co, 3, s))
+OPS.register("sep_conv_5x5", lambda ci, co, s: SepConv(ci, co, 5, s))
+OPS.register("sep_conv_7x7", lambda ci, co, s: SepConv(ci, co, 7, s))
 
 
-def register_op(name: str, factory: OpFactory) -> None:
-    """Add an op to the table (``factory(C_in, C_out, stride)`` must keep the shape contract)."""
-    OPS[name] = factory
+def register_op(name: str, factory: OpFactory) -> OpFactory:
+    """Add an op to the table (``factory(C_in, C_out, stride)`` must keep the shape contract);
+    spaces built afterwards accept ``name`` in their ``ops``. Returns ``factory``."""
+    return OPS.register(name, factory)
 
 
 def build_op(name: str, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
-    """The op ``name``; an unknown name raises ``KeyError`` listing the valid ones."""
-    if name not in OPS:
-        raise KeyError(f"unknown op {name!r}; valid ops: {', '.join(OPS)}")
-    return OPS[name](c_in, c_out, stride)
+    """The op ``name``; an unknown name raises ``UnknownNameError`` (a ``KeyError`` and a
+    ``ValueError``) listing the valid ones."""
+    return OPS.get(name)(c_in, c_out, stride)

@@ -1,55 +1,79 @@
-"""Search spaces: decisions, genotypes, the NASNet space, and a registry by name."""
+"""Search spaces: decisions, genotypes, the NASNet space, and a registry by name.
+
+Importing this package does not import torch: genotypes are plain data
+(:mod:`nascli.spaces.genotype`), and networks are built from them by ``nascli.models``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from nascli.registry import Registry
 from nascli.spaces.base import Decision, Genotype, SearchSpace, SpaceError, as_rng
-from nascli.spaces.nasnet import (
+from nascli.spaces.genotype import (
+    CELL_TYPES,
     COMBINE_OPS,
-    DARTS_OPS,
-    KNOWN_OPS,
-    NASNET_OPS,
+    MAX_BLOCKS,
+    MAX_GENOTYPE_BYTES,
+    MAX_JSON_DEPTH,
+    OP_ALIASES,
     Block,
-    Cell,
-    DARTSSpace,
+    CellGenotype,
     NASNetGenotype,
-    NASNetSpace,
     canonical_cell,
+    default_concat,
+    describe_genotype,
+    genotype_from_json,
+    genotype_from_text,
+    genotype_to_json,
+    genotype_to_text,
+)
+from nascli.spaces.nasnet import (
+    DARTS_OPS,
+    MAX_OPS,
+    NASNET_OPS,
+    DARTSSpace,
+    NASNetSpace,
+    known_ops,
 )
 
-SPACES: dict[str, Callable[..., SearchSpace]] = {}
+SpaceFactory = Callable[..., SearchSpace]
+
+#: space name -> factory (a class or function taking the space's options)
+SPACES: Registry[SpaceFactory] = Registry("search space")
 
 
-def register_space(name: str, factory: Callable[..., SearchSpace] | None = None):
+def register_space(
+    name: str, factory: SpaceFactory | None = None
+) -> SpaceFactory | Callable[[SpaceFactory], SpaceFactory]:
     """Register a space factory under ``name`` (usable as a decorator)."""
-
-    def _add(f: Callable[..., SearchSpace]) -> Callable[..., SearchSpace]:
-        SPACES[name] = f
-        return f
-
-    return _add(factory) if factory is not None else _add
+    return SPACES.register(name) if factory is None else SPACES.register(name, factory)
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
     """Build a registered space by name; unknown names list the valid ones."""
     if name not in SPACES:
-        raise SpaceError(f"unknown search space {name!r}; valid: {', '.join(sorted(SPACES))}")
-    return SPACES[name](**options)
+        raise SpaceError(f"unknown search space {name!r}; valid: {', '.join(SPACES.names())}")
+    return SPACES.get(name)(**options)
 
 
 register_space("nasnet", NASNetSpace)
 register_space("darts", DARTSSpace)
 
 __all__ = [
+    "CELL_TYPES",
     "COMBINE_OPS",
     "DARTS_OPS",
-    "KNOWN_OPS",
+    "MAX_BLOCKS",
+    "MAX_GENOTYPE_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_OPS",
     "NASNET_OPS",
+    "OP_ALIASES",
     "SPACES",
     "Block",
-    "Cell",
+    "CellGenotype",
     "DARTSSpace",
     "Decision",
     "Genotype",
@@ -59,6 +83,13 @@ __all__ = [
     "SpaceError",
     "as_rng",
     "canonical_cell",
+    "default_concat",
+    "describe_genotype",
+    "genotype_from_json",
+    "genotype_from_text",
+    "genotype_to_json",
+    "genotype_to_text",
     "get_space",
+    "known_ops",
     "register_space",
 ]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Hashable, Sequence
+import math
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,14 @@ class Decision:
             ) from None
 
 
+def approx_count(n: int) -> str:
+    """``n`` to 3 significant digits (``5.11e+33``), also past the float range."""
+    if n < 10**300:
+        return f"{n:.3g}"
+    exponent = math.floor(math.log10(n))  # math.log10 takes ints of any size
+    return f"{10 ** (math.log10(n) - exponent):.3g}e+{exponent}"
+
+
 def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     """A numpy Generator from a Generator, a seed or None."""
     if isinstance(rng, np.random.Generator):
@@ -62,11 +72,14 @@ class SearchSpace:
 
     Override ``decisions`` (property or attribute) in a subclass; everything else works from it.
     Richer spaces override ``decode``/``encode`` (and optionally ``canonical``, ``mutate``,
-    ``to_json``/``from_json`` and ``build_model``).
+    ``to_json``/``from_json``). A space with networks has a builder registered under its
+    ``name`` (``nascli.models.register_builder``), which receives ``network`` as keywords.
     """
 
     #: registry name; set by subclasses
     name: str = "custom"
+    #: search-time network settings passed to the space's network builder (none by default)
+    network: Mapping[str, Any] = MappingProxyType({})
 
     @property
     def decisions(self) -> list[Decision]:  # pragma: no cover - overridden
@@ -173,7 +186,9 @@ class SearchSpace:
 
     def describe(self) -> str:
         """One line about the space."""
-        return f"{self.name}: {len(self.decisions)} decisions, {self.size():.3g} encodings"
+        return (
+            f"{self.name}: {len(self.decisions)} decisions, {approx_count(self.size())} encodings"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"

@@ -1,21 +1,45 @@
-"""The NASNet cell search space (Zoph et al. 2018) and its genotype.
+"""The NASNet cell search space (Zoph et al. 2018) and its DARTS variant.
 
-A genotype has a normal and a reduction cell. Hidden states of a cell are numbered: 0 is the
-cell input h_i (the previous cell's output), 1 is h_{i-1} (the one before), and block ``b``
-writes state ``b + 2``. Each block reads two states, applies one op to each and combines the
-results (``add`` or ``concat``). The cell output concatenates the states in ``concat``: by
-default every block output that no other block reads (published cells list theirs explicitly).
+Genotypes are plain data in :mod:`nascli.spaces.genotype`; this module holds the space: the
+decisions, sampling, mutation, validation and the search-time network settings. A space knows
+op names only: its ops are checked against the op table of ``nascli.models.ops`` through
+:func:`known_ops`, the one (lazy) import from spaces to models.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nascli.spaces.base import Decision, Genotype, SearchSpace, SpaceError, as_rng
+from nascli.spaces.base import (
+    Decision,
+    Genotype,
+    SearchSpace,
+    SpaceError,
+    approx_count,
+    as_rng,
+)
+from nascli.spaces.genotype import (
+    CELL_TYPES,
+    COMBINE_OPS,
+    MAX_BLOCKS,
+    OP_ALIASES,
+    Block,
+    CellGenotype,
+    NASNetGenotype,
+    canonical_cell,
+    default_concat,
+    describe_genotype,
+    genotype_from_json,
+    genotype_from_text,
+    genotype_to_json,
+    genotype_to_text,
+    is_integer,
+    short_repr,
+)
 
 #: The 13 ops of the NASNet paper, in the paper's order.
 NASNET_OPS: tuple[str, ...] = (
@@ -45,129 +69,68 @@ DARTS_OPS: tuple[str, ...] = (
     "dil_conv_5x5",
 )
 
-#: Every op name the network builder knows (the op table in ``nascli.models.ops``).
-KNOWN_OPS: tuple[str, ...] = (*NASNET_OPS, "dil_conv_5x5")
+#: Macro-network stems (the same names as ``nascli.models.STEMS``; a test keeps them equal).
+STEMS: tuple[str, ...] = ("cifar", "imagenet")
 
-#: Names from other code bases accepted on load.
-OP_ALIASES: dict[str, str] = {
-    "skip_connect": "identity",
-    "none": "identity",  # the NASNet TF reference calls identity "none"
-    "separable_3x3_2": "sep_conv_3x3",
-    "separable_5x5_2": "sep_conv_5x5",
-    "separable_7x7_2": "sep_conv_7x7",
-    "1x7_7x1": "conv_1x7_7x1",
-    "1x3_3x1": "conv_1x3_3x1",
-}
-
-COMBINE_OPS: tuple[str, ...] = ("add", "concat")
-CELL_TYPES: tuple[str, ...] = ("normal", "reduce")
+# Caps on space options, which may come from untrusted genotype files (see also MAX_BLOCKS).
+#: Ops per space.
+MAX_OPS = 256
+#: N of search-time networks.
+MAX_CELLS_PER_STAGE = 64
+#: C of search-time networks (NASNet-A large has 168).
+MAX_CHANNELS = 4096
 
 
-@dataclass(frozen=True)
-class Block:
-    """One block: two input states, one op on each, and how the two results combine."""
+def known_ops() -> list[str]:
+    """Op names the network builder knows, sorted (``nascli.models.ops.OPS``; imports torch)."""
+    # the one edge from spaces to models: lazy, so that importing nascli.spaces stays torch-free
+    from nascli.models.ops import OPS
 
-    inputs: tuple[int, int]
-    ops: tuple[str, str]
-    combine: str = "add"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "inputs", tuple(int(i) for i in self.inputs))
-        object.__setattr__(self, "ops", tuple(OP_ALIASES.get(o, o) for o in self.ops))
+    return OPS.names()
 
 
-@dataclass(frozen=True)
-class Cell:
-    """A cell: its blocks in order and the states concatenated into its output."""
-
-    blocks: tuple[Block, ...]
-    concat: tuple[int, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-        concat = tuple(int(c) for c in self.concat) if self.concat else default_concat(self.blocks)
-        object.__setattr__(self, "concat", concat)
-
-    @property
-    def num_states(self) -> int:
-        """Hidden states including the two cell inputs."""
-        return len(self.blocks) + 2
-
-
-def default_concat(blocks: Sequence[Block]) -> tuple[int, ...]:
-    """Block outputs that no later block reads (the NASNet rule for the cell output)."""
-    used = {i for b in blocks for i in b.inputs}
-    return tuple(s for s in range(2, len(blocks) + 2) if s not in used)
-
-
-@dataclass(frozen=True)
-class NASNetGenotype:
-    """A normal and a reduction cell."""
-
-    normal: Cell
-    reduce: Cell
-
-    def cell(self, kind: str) -> Cell:
-        """The cell of type ``normal`` or ``reduce``."""
-        return self.normal if kind == "normal" else self.reduce
-
-
-def _cell_signatures(cell: Cell) -> list[str]:
-    """A structural signature per hidden state; equal signatures mean equal computations.
-
-    Operands of a block are sorted, since both combine ops are symmetric (for ``concat`` up to
-    a permutation of channels, which the following 1x1 convolutions absorb).
-    """
-    sigs = ["h0", "h1"]
-    for b in cell.blocks:
-        operands = sorted(f"{op}({sigs[i]})" for i, op in zip(b.inputs, b.ops, strict=True))
-        sigs.append(f"{b.combine}[{','.join(operands)}]")
-    return sigs
-
-
-def canonical_cell(cell: Cell) -> Cell:
-    """Equivalent cell in canonical form.
-
-    Blocks are renumbered in a topological order that breaks ties by structural signature,
-    operands within a block are sorted, and the concat list is sorted. Two cells that compute the
-    same function up to weight permutation get the same canonical form.
-    """
-    sigs = _cell_signatures(cell)
-    nb = len(cell.blocks)
-    deps = [{i - 2 for i in b.inputs if i >= 2} for b in cell.blocks]
-    order: list[int] = []
-    placed: set[int] = set()
-    while len(order) < nb:
-        ready = [k for k in range(nb) if k not in placed and deps[k] <= placed]
-        k = min(ready, key=lambda j: (sigs[j + 2], j))
-        order.append(k)
-        placed.add(k)
-    new_state = {0: 0, 1: 1} | {old + 2: new + 2 for new, old in enumerate(order)}
-    blocks = []
-    for old in order:
-        b = cell.blocks[old]
-        operands = sorted(
-            ((sigs[i], new_state[i], op) for i, op in zip(b.inputs, b.ops, strict=True)),
-            key=lambda t: (t[2] + "(" + t[0] + ")", t[1]),
+def _names(option: str, value: Any) -> tuple[str, ...]:
+    """A non-empty list of distinct strings, at most MAX_OPS of them, aliases resolved."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise SpaceError(f"{option} must be a list of names, got {type(value).__name__}")
+    if len(value) > MAX_OPS:
+        raise SpaceError(
+            f"{option} has {len(value)} entries, exceeding the limit of {MAX_OPS} per space"
         )
-        blocks.append(
-            Block(
-                inputs=(operands[0][1], operands[1][1]),
-                ops=(operands[0][2], operands[1][2]),
-                combine=b.combine,
-            )
+    if not value or not all(isinstance(v, str) for v in value):
+        raise SpaceError(f"{option} must be a non-empty list of names, got {short_repr(value)}")
+    names = tuple(OP_ALIASES.get(v, v) for v in value) if option == "ops" else tuple(value)
+    repeated = sorted(n for n, k in Counter(names).items() if k > 1)
+    if repeated:
+        raise SpaceError(f"{option} repeats {', '.join(map(short_repr, repeated))}")
+    return names
+
+
+def _count(option: str, value: Any, limit: int, unit: str) -> int:
+    """An integer in 1..limit (not a bool, float or string)."""
+    if not is_integer(value) or value < 1:
+        raise SpaceError(
+            f"{option}={short_repr(value)} is invalid; expected an integer in 1..{limit}"
         )
-    concat = tuple(sorted(new_state[c] for c in cell.concat))
-    return Cell(blocks=tuple(blocks), concat=concat)
+    if value > limit:
+        raise SpaceError(f"{option}={short_repr(value)} exceeds the limit of {limit} {unit}")
+    return int(value)
 
 
 class NASNetSpace(SearchSpace):
     """The NASNet cell space: per cell type and block, two inputs, two ops and a combine op.
 
     Args:
-        ops: op names (default: the paper's 13).
-        blocks: blocks per cell, B (default 5).
+        ops: op names (default: the paper's 13); each must be in the op table
+            (:func:`known_ops`), aliases such as ``skip_connect`` are resolved.
+        blocks: blocks per cell, B (default 5; at most :data:`MAX_BLOCKS`).
         combine: combine ops (default ``("add",)``; the paper also allows ``"concat"``).
+        cells_per_stage: N of the networks built for search-time estimates.
+        channels: C (filters of the first stack) of those networks.
+        stem: their stem, ``cifar`` or ``imagenet``.
+
+    The last three are kept in :attr:`network` for ``nascli.models.build_model``; they are not
+    part of a genotype or of its hash.
     """
 
     name = "nasnet"
@@ -177,27 +140,41 @@ class NASNetSpace(SearchSpace):
         ops: Sequence[str] = NASNET_OPS,
         blocks: int = 5,
         combine: Sequence[str] = ("add",),
+        cells_per_stage: int = 1,
+        channels: int = 8,
+        stem: str = "cifar",
     ) -> None:
-        ops = tuple(OP_ALIASES.get(o, o) for o in ops)
-        bad = [o for o in ops if o not in KNOWN_OPS]
+        # bounds first: these options may come from an untrusted file, and the decisions below
+        # grow with `blocks`
+        blocks = _count("blocks", blocks, MAX_BLOCKS, "blocks per cell")
+        ops = _names("ops", ops)
+        valid_ops = known_ops()
+        bad = [o for o in ops if o not in valid_ops]
         if bad:
             raise SpaceError(
-                f"unknown op(s) {', '.join(bad)}; valid ops: {', '.join(KNOWN_OPS)}"
+                f"ops: unknown op(s) {', '.join(map(short_repr, bad))}; valid ops: "
+                f"{', '.join(valid_ops)}"
             )
-        if len(set(ops)) != len(ops) or not ops:
-            raise SpaceError(f"ops must be a non-empty list without repeats, got {list(ops)}")
-        if int(blocks) < 1:
-            raise SpaceError(f"blocks must be >= 1, got {blocks}")
-        combine = tuple(combine)
+        combine = _names("combine", combine)
         bad = [c for c in combine if c not in COMBINE_OPS]
-        if bad or not combine:
+        if bad:
             raise SpaceError(
-                f"unknown combine op(s) {', '.join(bad) or '(none given)'}; "
-                f"valid: {', '.join(COMBINE_OPS)}"
+                f"combine: unknown combine op(s) {', '.join(map(short_repr, bad))}; valid: "
+                f"{', '.join(COMBINE_OPS)}"
             )
+        if stem not in STEMS:
+            raise SpaceError(f"stem={short_repr(stem)} is invalid; valid: {', '.join(STEMS)}")
         self.ops = ops
-        self.blocks = int(blocks)
+        self.blocks = blocks
         self.combine = combine
+        #: search-time network settings, the keyword arguments of the space's network builder
+        self.network: dict[str, Any] = {
+            "cells_per_stage": _count(
+                "cells_per_stage", cells_per_stage, MAX_CELLS_PER_STAGE, "cells per stage"
+            ),
+            "channels": _count("channels", channels, MAX_CHANNELS, "channels"),
+            "stem": stem,
+        }
         self._decisions = [
             d
             for kind in CELL_TYPES
@@ -218,7 +195,12 @@ class NASNetSpace(SearchSpace):
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-ready."""
-        return {"ops": list(self.ops), "blocks": self.blocks, "combine": list(self.combine)}
+        return {
+            "ops": list(self.ops),
+            "blocks": self.blocks,
+            "combine": list(self.combine),
+            **self.network,
+        }
 
     # -- encoding ---------------------------------------------------------------------------
     def decode(self, indices: Sequence[int]) -> NASNetGenotype:
@@ -232,7 +214,7 @@ class NASNetSpace(SearchSpace):
                 k = (c * self.blocks + b) * 5
                 i1, i2, o1, o2, comb = values[k : k + 5]
                 blocks.append(Block(inputs=(i1, i2), ops=(o1, o2), combine=comb))
-            cells.append(Cell(blocks=tuple(blocks)))
+            cells.append(CellGenotype(blocks=tuple(blocks)))
         return NASNetGenotype(normal=cells[0], reduce=cells[1])
 
     def encode(self, genotype: Genotype) -> list[int]:
@@ -262,34 +244,40 @@ class NASNetSpace(SearchSpace):
                     f"{self.blocks}"
                 )
             for b, block in enumerate(cell.blocks):
-                field_ = f"{where}: {kind}.blocks[{b}]"
-                for j, i in enumerate(block.inputs):
-                    if not 0 <= i < b + 2:
-                        raise SpaceError(
-                            f"{field_}.inputs[{j}] = {i} is out of range; block {b} may read "
-                            f"states 0..{b + 1}"
-                        )
-                for j, op in enumerate(block.ops):
-                    if op not in self.ops:
-                        raise SpaceError(
-                            f"{field_}.ops[{j}] = {op!r} is not an op of this space; valid: "
-                            f"{', '.join(self.ops)}"
-                        )
-                if block.combine not in self.combine:
-                    raise SpaceError(
-                        f"{field_}.combine = {block.combine!r}; valid: {', '.join(self.combine)}"
-                    )
-            if not cell.concat:
-                raise SpaceError(f"{where}: {kind}.concat is empty")
-            for c in cell.concat:
-                if not 0 <= c < cell.num_states:
-                    raise SpaceError(
-                        f"{where}: {kind}.concat has state {c}, valid states are "
-                        f"0..{cell.num_states - 1}"
-                    )
-            if len(set(cell.concat)) != len(cell.concat):
-                raise SpaceError(f"{where}: {kind}.concat repeats a state: {list(cell.concat)}")
+                self._validate_block(block, b, f"{where}: {kind}.blocks[{b}]")
+            self._validate_concat(cell, f"{where}: {kind}.concat")
         return genotype
+
+    def _validate_block(self, block: Block, b: int, field_: str) -> None:
+        for j, i in enumerate(block.inputs):
+            if not 0 <= i < b + 2:
+                raise SpaceError(
+                    f"{field_}.inputs[{j}] = {i} is out of range; block {b} may read "
+                    f"states 0..{b + 1}"
+                )
+        for j, op in enumerate(block.ops):
+            if op not in self.ops:
+                raise SpaceError(
+                    f"{field_}.ops[{j}] = {short_repr(op)} is not an op of this space; "
+                    f"valid: {', '.join(self.ops)}"
+                )
+        if block.combine not in self.combine:
+            raise SpaceError(
+                f"{field_}.combine = {short_repr(block.combine)}; valid: "
+                f"{', '.join(self.combine)}"
+            )
+
+    @staticmethod
+    def _validate_concat(cell: CellGenotype, field_: str) -> None:
+        if not cell.concat:
+            raise SpaceError(f"{field_} is empty")
+        for c in cell.concat:
+            if not 0 <= c < cell.num_states:
+                raise SpaceError(
+                    f"{field_} has state {c}, valid states are 0..{cell.num_states - 1}"
+                )
+        if len(set(cell.concat)) != len(cell.concat):
+            raise SpaceError(f"{field_} repeats a state: {list(cell.concat)}")
 
     # -- mutation ---------------------------------------------------------------------------
     def mutate(
@@ -332,9 +320,9 @@ class NASNetSpace(SearchSpace):
         blocks = list(cell.blocks)
         blocks[b] = block
         if cell.concat == default_concat(cell.blocks):
-            new_cell = Cell(blocks=tuple(blocks))
+            new_cell = CellGenotype(blocks=tuple(blocks))
         else:
-            new_cell = Cell(blocks=tuple(blocks), concat=cell.concat)
+            new_cell = CellGenotype(blocks=tuple(blocks), concat=cell.concat)
         if kind == "normal":
             return NASNetGenotype(normal=new_cell, reduce=g.reduce)
         return NASNetGenotype(normal=g.normal, reduce=new_cell)
@@ -348,131 +336,30 @@ class NASNetSpace(SearchSpace):
     # -- JSON and text ----------------------------------------------------------------------
     def to_json(self, genotype: Genotype) -> dict[str, Any]:
         """``{"normal": {"blocks": [...], "concat": [...]}, "reduce": {...}}``."""
-        g = genotype
-        return {
-            kind: {
-                "blocks": [
-                    {"inputs": list(b.inputs), "ops": list(b.ops), "combine": b.combine}
-                    for b in g.cell(kind).blocks
-                ],
-                "concat": list(g.cell(kind).concat),
-            }
-            for kind in CELL_TYPES
-        }
+        return genotype_to_json(genotype)
 
-    def from_json(self, data: dict[str, Any], where: str = "genotype") -> NASNetGenotype:
+    def from_json(self, data: Any, where: str = "genotype") -> NASNetGenotype:
         """Parse and validate the dict written by :meth:`to_json`."""
-        if not isinstance(data, dict):
-            raise SpaceError(f"{where}: expected a JSON object, got {type(data).__name__}")
-        cells = {}
-        for kind in CELL_TYPES:
-            if kind not in data:
-                raise SpaceError(f"{where}: missing field {kind!r}")
-            c = data[kind]
-            if not isinstance(c, dict) or not isinstance(c.get("blocks"), list):
-                raise SpaceError(f"{where}: {kind}.blocks must be a list of blocks")
-            blocks = []
-            for b, raw in enumerate(c["blocks"]):
-                field_ = f"{where}: {kind}.blocks[{b}]"
-                if not isinstance(raw, dict):
-                    raise SpaceError(f"{field_} must be an object with inputs, ops, combine")
-                inputs, ops = raw.get("inputs"), raw.get("ops")
-                if not (isinstance(inputs, list) and len(inputs) == 2) or not all(
-                    isinstance(i, int) and not isinstance(i, bool) for i in inputs
-                ):
-                    raise SpaceError(f"{field_}.inputs must be two integers, got {inputs!r}")
-                if not (isinstance(ops, list) and len(ops) == 2) or not all(
-                    isinstance(o, str) for o in ops
-                ):
-                    raise SpaceError(f"{field_}.ops must be two op names, got {ops!r}")
-                combine = raw.get("combine", "add")
-                if not isinstance(combine, str):
-                    raise SpaceError(f"{field_}.combine must be a string, got {combine!r}")
-                unknown = sorted(set(raw) - {"inputs", "ops", "combine"})
-                if unknown:
-                    raise SpaceError(f"{field_} has unknown field(s) {', '.join(unknown)}")
-                blocks.append(Block(inputs=tuple(inputs), ops=tuple(ops), combine=combine))
-            concat = c.get("concat")
-            if concat is not None and (
-                not isinstance(concat, list)
-                or not all(isinstance(i, int) and not isinstance(i, bool) for i in concat)
-            ):
-                raise SpaceError(f"{where}: {kind}.concat must be a list of integers")
-            cells[kind] = Cell(blocks=tuple(blocks), concat=tuple(concat or ()))
-        return self.validate(NASNetGenotype(**cells), where=where)
+        return self.validate(genotype_from_json(data, where=where), where=where)
 
     def to_text(self, genotype: Genotype) -> str:
         """One line, e.g. ``N: 0:sep_conv_3x3+1:identity ... ; concat 2,3 | R: ...``."""
-        g = genotype
-        parts = []
-        for kind, tag in (("normal", "N"), ("reduce", "R")):
-            cell = g.cell(kind)
-            blocks = " ".join(
-                f"{b.inputs[0]}:{b.ops[0]}{'+' if b.combine == 'add' else '&'}"
-                f"{b.inputs[1]}:{b.ops[1]}"
-                for b in cell.blocks
-            )
-            parts.append(f"{tag}: {blocks} ; concat {','.join(map(str, cell.concat))}")
-        return " | ".join(parts)
+        return genotype_to_text(genotype)
 
     def from_text(self, text: str, where: str = "genotype text") -> NASNetGenotype:
-        """Parse the form written by :meth:`to_text`."""
-        cells = {}
-        try:
-            for part in text.split("|"):
-                tag, rest = part.split(":", 1)
-                kind = {"N": "normal", "R": "reduce"}[tag.strip()]
-                body, concat = rest.split("; concat")
-                blocks = []
-                for token in body.split():
-                    combine = "add" if "+" in token else "concat"
-                    left, right = token.split("+" if combine == "add" else "&")
-                    i1, o1 = left.split(":")
-                    i2, o2 = right.split(":")
-                    blocks.append(Block(inputs=(int(i1), int(i2)), ops=(o1, o2), combine=combine))
-                cells[kind] = Cell(
-                    blocks=tuple(blocks),
-                    concat=tuple(int(c) for c in concat.strip().split(",") if c),
-                )
-            genotype = NASNetGenotype(normal=cells["normal"], reduce=cells["reduce"])
-        except (ValueError, KeyError) as exc:
-            raise SpaceError(f"{where}: cannot parse {text!r} ({exc})") from None
-        return self.validate(genotype, where=where)
+        """Parse and validate the form written by :meth:`to_text`."""
+        return self.validate(genotype_from_text(text, where=where), where=where)
 
     def describe_genotype(self, genotype: Genotype) -> str:
         """Multi-line, paper-like description of a genotype."""
-        g = self.validate(genotype)
-        names = {0: "h_i", 1: "h_{i-1}"}
-        lines = []
-        for kind in CELL_TYPES:
-            cell = g.cell(kind)
-            lines.append(f"{kind} cell:")
-            for b, blk in enumerate(cell.blocks):
-                a = names.get(blk.inputs[0], f"block{blk.inputs[0] - 2}")
-                c = names.get(blk.inputs[1], f"block{blk.inputs[1] - 2}")
-                lines.append(
-                    f"  block{b} = {blk.combine}({blk.ops[0]}({a}), {blk.ops[1]}({c}))"
-                )
-            lines.append(
-                "  output = concat("
-                + ", ".join(names.get(s, f"block{s - 2}") for s in cell.concat)
-                + ")"
-            )
-        return "\n".join(lines)
+        return describe_genotype(self.validate(genotype))
 
     def describe(self) -> str:
         """One line about the space."""
         return (
             f"nasnet: B={self.blocks}, {len(self.ops)} ops, combine={'/'.join(self.combine)}, "
-            f"{len(self._decisions)} decisions, {self.size():.3g} encodings"
+            f"{len(self._decisions)} decisions, {approx_count(self.size())} encodings"
         )
-
-    # -- networks ---------------------------------------------------------------------------
-    def build_model(self, genotype: Genotype, **kwargs: Any):
-        """The macro network for ``genotype``; keyword arguments go to ``build_network``."""
-        from nascli.models import build_network  # models import spaces, not the reverse
-
-        return build_network(self.validate(genotype), **kwargs)
 
 
 class DARTSSpace(NASNetSpace):
@@ -481,6 +368,19 @@ class DARTSSpace(NASNetSpace):
     name = "darts"
 
     def __init__(
-        self, ops: Sequence[str] = DARTS_OPS, blocks: int = 4, combine: Sequence[str] = ("add",)
+        self,
+        ops: Sequence[str] = DARTS_OPS,
+        blocks: int = 4,
+        combine: Sequence[str] = ("add",),
+        cells_per_stage: int = 1,
+        channels: int = 8,
+        stem: str = "cifar",
     ) -> None:
-        super().__init__(ops=ops, blocks=blocks, combine=combine)
+        super().__init__(
+            ops=ops,
+            blocks=blocks,
+            combine=combine,
+            cells_per_stage=cells_per_stage,
+            channels=channels,
+            stem=stem,
+        )
