@@ -7,13 +7,17 @@ runs ``--seeds`` seeds of ``--budget`` evaluations (noise 0.01 on told scores); 
 the best noise-free score found so far. Controllers run with a small-budget preset (lr 0.01,
 tanh constant 1.5) and, as ``ppo-paper``, with the paper's defaults.
 
+Every strategy is built with ``build`` and so runs inside the ``Deduplicate`` wrapper (no
+architecture is evaluated twice), as in a search.
+
 The overhead table times ``ask`` + ``tell`` alone (the objective excluded) on the NASNet space
-with each strategy's defaults, amortised over ``--overhead`` candidates (controller updates
-included).
+with each strategy's defaults, amortised over ``--overhead`` candidates (controller updates and
+the wrapper's canonical hashing included).
 
-    PYTHONPATH=src python benchmarks/bench_strategies.py [--seeds 10] [--budget 300]
+    PYTHONPATH=src python benchmarks/bench_strategies.py [--seeds 10] [--budget 300] [--out DIR]
 
-Writes benchmarks/results/bench_strategies.json and bench_strategies_<objective>.png.
+Writes bench_strategies.json and bench_strategies_<objective>.png to ``--out``
+(default benchmarks/results).
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ def overhead(label: str, candidates: int) -> dict:
     }
 
 
-def plot(objective: str, results: dict, budget: int, seeds: int) -> Path:
+def plot(objective: str, results: dict, budget: int, seeds: int, out: Path) -> Path:
     """Mean best-so-far with an interquartile band, one line per strategy."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     x = np.arange(1, budget + 1)
@@ -123,7 +127,7 @@ def plot(objective: str, results: dict, budget: int, seeds: int) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    path = OUT / f"bench_strategies_{objective}.png"
+    path = out / f"bench_strategies_{objective}.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -134,8 +138,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--overhead", type=int, default=400, help="candidates timed per strategy")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the JSON and plots")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     console = Console(width=110)  # tables stay whole when output is not a terminal
 
     report: dict = {
@@ -155,7 +161,7 @@ def main() -> None:
         for label in CONFIGS:
             results[label] = curves(label, objective, args.seeds, args.budget)
         report["objectives"][objective] = results
-        path = plot(objective, results, args.budget, args.seeds)
+        path = plot(objective, results, args.budget, args.seeds, out)
 
         table = Table(
             title=f"{objective}: evaluations to reach a noise-free score "
@@ -187,8 +193,8 @@ def main() -> None:
         report["overhead"][label] = r
         table.add_row(label, f"{r['mean_ms']:.2f}", f"{r['median_ms']:.2f}", f"{r['max_ms']:.1f}")
     console.print(table)
-    (OUT / "bench_strategies.json").write_text(json.dumps(report, indent=1))
-    console.print(f"results: {OUT / 'bench_strategies.json'}")
+    (out / "bench_strategies.json").write_text(json.dumps(report, indent=1))
+    console.print(f"results: {out / 'bench_strategies.json'}")
 
 
 if __name__ == "__main__":

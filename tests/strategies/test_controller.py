@@ -16,17 +16,10 @@ from nascli.strategies.synthetic import GridSpace
 NASNET = NASNetSpace()
 
 
-def test_defaults_are_the_papers():
+def test_the_default_controller_is_the_papers_one_layer_lstm():
     ppo = build("ppo", NASNET, 0)
     assert ppo.controller.lstm.hidden_size == 100 and ppo.controller.lstm.num_layers == 1
-    assert (ppo.lr, ppo.batch_size, ppo.entropy_weight, ppo.baseline_decay) == (
-        0.00035,
-        20,
-        1e-5,
-        0.95,
-    )
-    assert (ppo.clip, ppo.epochs) == (0.2, 4)
-    assert build("reinforce", NASNET, 0).lr == 0.0006
+    assert ppo.max_retries == 20  # the controllers' duplicate_retries
 
 
 def test_one_softmax_head_per_decision_with_its_own_choices():
@@ -124,7 +117,7 @@ def test_failed_evaluations_get_the_failed_score():
 def test_re_proposals_are_answered_from_the_cache():
     space = LookupSpace()
     table = lookup_table(space)
-    s = PPO(space, 0, batch_size=5, lr=0.01, max_retries=5)
+    s = build("ppo", space, 0, batch_size=5, lr=0.01, max_retries=5)
     told = set()
     for _ in range(45):
         g = s.ask()
@@ -132,21 +125,46 @@ def test_re_proposals_are_answered_from_the_cache():
         told.add(space.hash(g))
         s.tell(g, table[g])
     assert s.num_cached > 0
+    assert s.inner.num_told == 45 + s.num_cached  # each cached answer was told to the controller
     assert s.num_updates > 45 // 5  # cached answers train the controller too
 
 
-def test_duplicates_allowed_re_asks_what_the_controller_samples():
+def test_alone_the_controller_re_asks_what_it_samples():
     space = GridSpace([2, 2])
-    s = PPO(space, 0, allow_duplicates=True, batch_size=4)
+    s = PPO(space, 0, batch_size=4)
     asked = [space.hash(s.ask()) for _ in range(12)]
-    assert len(set(asked)) <= 4 and s.num_cached == 0
+    assert len(set(asked)) <= 4 and s.num_pending == 12
+
+
+def test_a_discarded_ask_drops_its_sample():
+    space = GridSpace([3] * 5)
+    s = PPO(space, 0, batch_size=2)
+    a, b = s.ask(), s.ask()
+    s.discard(a)
+    assert s.num_pending == 1 and s.num_discarded == 1
+    assert list(s._trajectories) == [space.hash(b)]
+    s.tell(b, 1.0)
+    assert s._trajectories == {} and len(s._batch) == 1  # a discard is never learnt from
+    with pytest.raises(StrategyError, match="not pending"):
+        s.discard(a)
+
+
+def test_discard_of_one_of_two_pending_copies_keeps_the_other():
+    space = GridSpace([2])
+    s = Reinforce(space, 0, batch_size=10)
+    asks = [s.ask() for _ in range(6)]  # two architectures: some are pending twice or more
+    h = space.hash(asks[0])
+    copies = sum(space.hash(g) == h for g in asks)
+    assert copies >= 2
+    s.discard(asks[0])
+    assert len(s._trajectories[h]) == copies - 1
 
 
 @pytest.mark.parametrize("cls", [PPO, Reinforce])
 def test_the_controller_learns_a_hidden_target(cls):
     space = GridSpace([3] * 6)
     target = [2, 0, 1, 1, 0, 2]
-    s = cls(space, 0, batch_size=8, lr=0.01, allow_duplicates=True)
+    s = cls(space, 0, batch_size=8, lr=0.01)  # no Deduplicate: a converged policy may repeat
     for _ in range(30 * 8):
         g = s.ask()
         s.tell(g, float(np.mean(np.asarray(space.encode(g)) == target)))

@@ -1,13 +1,15 @@
-"""The ask/tell contract every strategy keeps: registry, user spaces, parallel asks, tells in
-any order, failures, duplicates, seeding and exact resumes from state dicts."""
+"""The ask/tell contract every built strategy keeps: registry, options, user spaces, parallel
+asks, tells in any order, failures, duplicates, seeding and exact resumes from state dicts."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategy_helpers import (
@@ -21,14 +23,16 @@ from strategy_helpers import (
     torch_round_trip,
 )
 
+from nascli.registry import UnknownNameError
 from nascli.spaces import NASNetSpace
 from nascli.strategies import (
     STRATEGIES,
-    RandomSearch,
+    Deduplicate,
     SearchExhausted,
     Strategy,
     StrategyError,
     build,
+    option_parameters,
     register_strategy,
 )
 from nascli.strategies.synthetic import GridSpace
@@ -36,6 +40,7 @@ from nascli.strategies.synthetic import GridSpace
 LOOKUP = LookupSpace()
 NASNET = NASNetSpace()
 GRID = GridSpace([4] * 12)
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 # -- registry ----------------------------------------------------------------------------------
@@ -45,8 +50,15 @@ def test_registry_lists_the_built_in_strategies():
         assert build(name, GRID, 0).name == name
 
 
+def test_registry_is_the_shared_registry_type():
+    assert STRATEGIES.kind == "strategy"
+    assert STRATEGIES.names() == sorted(STRATEGIES)
+
+
 def test_unknown_strategy_lists_valid_names():
-    with pytest.raises(StrategyError, match=r"unknown strategy 'evolutoin'.*evolution.*ppo"):
+    with pytest.raises(UnknownNameError, match=r"unknown strategy 'evolutoin'.*evolution.*ppo"):
+        build("evolutoin", GRID, 0)
+    with pytest.raises(ValueError):  # UnknownNameError is a ValueError (and a KeyError)
         build("evolutoin", GRID, 0)
 
 
@@ -56,24 +68,97 @@ def test_unknown_option_names_it_and_the_valid_ones(name):
         build(name, GRID, 0, populaton_size=10)
 
 
+def test_unknown_option_message_lists_the_constructor_options():
+    with pytest.raises(StrategyError) as info:
+        build("evolution", GRID, 0, populaton_size=10)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "valid: identity_prob, population_size, sample_size " in message
+
+
 @pytest.mark.parametrize(
-    ("name", "options"),
+    ("name", "options", "message"),
     [
-        ("evolution", {"population_size": 0}),
-        ("evolution", {"sample_size": 0}),
-        ("evolution", {"identity_prob": 1.5}),
-        ("evolution", {"children_per_step": 3}),  # needs score_children
-        ("ppo", {"clip": 0.0}),
-        ("ppo", {"epochs": 0}),
-        ("ppo", {"batch_size": 0}),
-        ("reinforce", {"baseline_decay": 1.0}),
-        ("reinforce", {"lr": -1.0}),
-        ("random", {"max_retries": 0}),
+        ("evolution", {"population_size": 1},
+         "evolution: population_size=1 is invalid; expected an integer >= 2"),
+        ("evolution", {"population_size": 2.5}, "population_size=2.5 is invalid"),
+        ("evolution", {"sample_size": 0}, "sample_size=0 is invalid; expected an integer in 1.."),
+        ("evolution", {"sample_size": 9}, "sample_size=9 is invalid"),  # more than P = 8
+        ("evolution", {"identity_prob": 1.0}, "identity_prob=1.0 is invalid; expected a prob"),
+        ("ppo", {"clip": 0.0}, "ppo: clip=0.0 is invalid; expected a number in \\(0, 1\\)"),
+        ("ppo", {"epochs": 0}, "ppo: epochs=0 is invalid"),
+        ("ppo", {"batch_size": 0}, "ppo: batch_size=0 is invalid; expected an integer >= 1"),
+        ("ppo", {"hidden_size": 0}, "hidden_size=0 is invalid"),
+        ("ppo", {"entropy_weight": -1}, "entropy_weight=-1 is invalid"),
+        ("ppo", {"temperature": 0.0}, "temperature=0.0 is invalid"),
+        ("ppo", {"tanh_constant": -1.0}, "tanh_constant=-1.0 is invalid"),
+        ("ppo", {"num_threads": 0}, "num_threads=0 is invalid"),
+        ("reinforce", {"baseline_decay": 1.0}, "reinforce: baseline_decay=1.0 is invalid"),
+        ("reinforce", {"lr": -1.0}, "reinforce: lr=-1.0 is invalid; expected a positive number"),
+        ("reinforce", {"lr": "fast"}, "lr='fast' is invalid"),
+        ("random", {"max_retries": 0}, "random: max_retries=0 is invalid; expected an integer"),
     ],
 )
-def test_bad_options_fail_with_the_option_name(name, options):
-    with pytest.raises(StrategyError, match=next(iter(options))):
+def test_bad_options_fail_with_the_option_value_and_what_is_valid(name, options, message):
+    with pytest.raises(StrategyError, match=message):
         build(name, GRID, 0, **options)
+
+
+def test_max_retries_belongs_to_the_deduplicate_wrapper():
+    with pytest.raises(StrategyError, match="needs dedup=True"):
+        build("random", GRID, 0, dedup=False, max_retries=5)
+    assert build("random", GRID, 0, max_retries=5).max_retries == 5
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_options_are_annotated_keyword_only_constructor_parameters(name):
+    plain = {"int", "float", "bool", "str", "int | None", "float | None", "str | None"}
+    params = option_parameters(STRATEGIES[name])
+    for p in params.values():
+        assert p.annotation in plain, (name, p.name, p.annotation)
+        assert p.default is not p.empty
+    s = build(name, GRID, 0, dedup=False)
+    assert set(s.options()) == set(params)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_constructor_defaults_are_the_shipped_configs(name):
+    # one fact, one place: the class holds the measured defaults the configs ship; a config
+    # value that is null means "unset", i.e. the constructor's default
+    config = yaml.safe_load((CONFIGS / "strategy" / f"{name}.yaml").read_text())
+    params = option_parameters(STRATEGIES[name])
+    shared = {k: v for k, v in config.items() if k in params and v is not None}
+    for key, value in shared.items():
+        assert params[key].default == value, (name, key)
+    if name != "random":
+        assert shared  # the comparison is not vacuous
+
+
+def test_evolution_defaults_are_the_measured_ones():
+    s = build("evolution", GRID, 0)
+    assert (s.population_size, s.sample_size, s.identity_prob) == (8, 3, 0.0)
+
+
+def test_the_paper_presets_hold_the_papers_values():
+    experiments = CONFIGS / "experiment"
+    evolution = yaml.safe_load((experiments / "nasnet_evolution_paper.yaml").read_text())
+    assert (evolution["strategy"]["population_size"], evolution["strategy"]["sample_size"]) == (
+        100,
+        25,
+    )  # Real et al. 2019
+    ppo = yaml.safe_load((experiments / "nasnet_ppo_paper.yaml").read_text())
+    assert {"override /strategy": "ppo"} in ppo["defaults"]
+    # Zoph et al. 2018: the ppo defaults are the paper's values
+    s = build("ppo", NASNET, 0)
+    assert (s.hidden_size, s.lr, s.batch_size, s.entropy_weight, s.baseline_decay) == (
+        100,
+        0.00035,
+        20,
+        1e-5,
+        0.95,
+    )
+    assert (s.clip, s.epochs) == (0.2, 4)
+    assert build("reinforce", NASNET, 0).lr == 0.0006  # Zoph and Le 2017
 
 
 def test_a_user_strategy_registers_and_builds():
@@ -88,8 +173,12 @@ def test_a_user_strategy_registers_and_builds():
     try:
         s = build("first_choice", LOOKUP, 0)
         assert s.ask() == (1, 16, "relu", 3)
+        assert s.ask() != (1, 16, "relu", 3)  # the wrapper falls back to an unseen one
+        assert s.num_returned == s.max_retries == 100
+        assert build("first_choice", LOOKUP, 0, dedup=False).ask() == (1, 16, "relu", 3)
     finally:
-        del STRATEGIES["first_choice"]
+        STRATEGIES.unregister("first_choice")
+    assert "first_choice" not in STRATEGIES
 
 
 # -- any space ---------------------------------------------------------------------------------
@@ -168,7 +257,7 @@ def test_tell_without_ask_is_accepted():
 
 # -- duplicates --------------------------------------------------------------------------------
 def test_random_exhausts_a_small_space_then_says_so():
-    s = RandomSearch(LOOKUP, seed=0)
+    s = build("random", LOOKUP, seed=0)
     asked = {LOOKUP.hash(s.ask()) for _ in range(LOOKUP.size())}
     assert len(asked) == 54
     with pytest.raises(SearchExhausted, match="all 54 distinct architectures"):
@@ -177,7 +266,7 @@ def test_random_exhausts_a_small_space_then_says_so():
 
 def test_random_respects_the_canonical_hash():
     space = NASNetSpace(ops=("identity", "sep_conv_3x3"), blocks=1)
-    s = RandomSearch(space, seed=0, max_retries=5)
+    s = build("random", space, seed=0, max_retries=5)
     asked = []
     with pytest.raises(SearchExhausted):
         while True:
@@ -186,10 +275,16 @@ def test_random_respects_the_canonical_hash():
     assert len(asked) < space.size()  # operand order does not make a new cell
 
 
-def test_random_with_duplicates_allowed_samples_with_replacement():
-    s = RandomSearch(LOOKUP, seed=0, allow_duplicates=True)
-    asked = [LOOKUP.hash(s.ask()) for _ in range(200)]
-    assert len(set(asked)) < 200
+@pytest.mark.parametrize("name", ALL)
+def test_without_dedup_a_strategy_may_repeat(name):
+    s = make(name, LOOKUP, seed=0, dedup=False)
+    assert not isinstance(s, Deduplicate)
+    asked = []
+    for _ in range(100):
+        g = s.ask()
+        asked.append(LOOKUP.hash(g))
+        s.tell(g, score_of(LOOKUP, g))
+    assert len(set(asked)) < 100  # 54 architectures
 
 
 @pytest.mark.parametrize("name", ["evolution", "ppo", "reinforce"])
@@ -267,30 +362,55 @@ def test_state_of_another_strategy_is_refused():
         make("evolution", GRID).load_state_dict(state)
     with pytest.raises(StrategyError, match="decisions"):
         make("random", LOOKUP).load_state_dict(state)
+    bare = make("random", GRID, dedup=False)
+    with pytest.raises(StrategyError, match=r"not a deduplicate wrapper.*dedup=False"):
+        make("random", GRID).load_state_dict(bare.state_dict())
+    with pytest.raises(StrategyError, match="a deduplicate wrapper, not strategy 'random'"):
+        bare.load_state_dict(state)
+
+
+def test_an_old_state_version_is_refused_with_the_version():
+    state = make("evolution", GRID).state_dict()
+    state["inner"]["version"] = 1
+    with pytest.raises(StrategyError, match=r"version 1 .*reads version 2"):
+        make("evolution", GRID).load_state_dict(state)
 
 
 def test_small_options_are_the_test_defaults():
     assert set(SMALL) == set(ALL)
 
 
-# -- any interleaving of asks and tells --------------------------------------------------------
+# -- any interleaving of asks, tells and discards ----------------------------------------------
 @settings(max_examples=25, deadline=None)
 @given(
     name=st.sampled_from(["random", "evolution"]),
-    ops=st.lists(st.tuples(st.booleans(), st.integers(0, 50), st.sampled_from([0.3, 0.9, None]))),
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["ask", "ask", "tell", "discard"]),
+            st.integers(0, 50),
+            st.sampled_from([0.3, 0.9, None]),
+        )
+    ),
 )
 def test_any_interleaving_keeps_the_books(name, ops):
     s = make(name, GRID, seed=0)
-    in_flight, asked = [], []
-    for is_ask, pick, score in ops:
-        if is_ask or not in_flight:
+    in_flight, told, asked = [], set(), []
+    for op, pick, score in ops:
+        if op == "ask" or not in_flight:
             g = s.ask()
-            asked.append(GRID.hash(g))
+            h = GRID.hash(g)
+            assert h not in told and h not in {GRID.hash(x) for x in in_flight}
+            asked.append(h)
             in_flight.append(g)
-        else:
-            s.tell(in_flight.pop(pick % len(in_flight)), score)
-        assert s.num_pending == len(in_flight)
-    assert len(asked) == len(set(asked))
+        elif op == "tell":
+            g = in_flight.pop(pick % len(in_flight))
+            s.tell(g, score)
+            told.add(GRID.hash(g))
+        else:  # a discarded ask is forgotten: it may be asked again later
+            s.discard(in_flight.pop(pick % len(in_flight)))
+        assert s.num_pending == s.inner.num_pending == len(in_flight)
+        assert s.num_told == len(told)  # never a told architecture again
+        assert all(s.seen(h) for h in told)
     if name == "evolution":
         assert len(s.population) <= SMALL["evolution"]["population_size"]
         assert all(m[2] is not None for m in s.population)

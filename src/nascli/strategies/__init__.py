@@ -1,66 +1,75 @@
 """Search strategies behind one ask-and-tell interface, built by name.
 
->>> strategy = build("evolution", space, seed=0, population_size=50, sample_size=10)
+>>> strategy = build("evolution", space, seed=0, population_size=50, sample_size=12)
 >>> genotype = strategy.ask(); strategy.tell(genotype, score)
+
+``build`` wraps the strategy in :class:`~nascli.strategies.addons.Deduplicate`, so it never
+asks an architecture twice; other cross-cutting behaviour is a wrapper too
+(:class:`~nascli.strategies.addons.ChildFilter`).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from nascli.registry import Registry, UnknownNameError
 from nascli.spaces import SearchSpace
-from nascli.strategies.base import SearchExhausted, Strategy, StrategyError, as_score
+from nascli.strategies.addons import ENUMERATE_LIMIT, ChildFilter, Deduplicate, Scorer
+from nascli.strategies.base import (
+    AskTell,
+    SearchExhausted,
+    Strategy,
+    StrategyError,
+    as_score,
+    option_parameters,
+)
 from nascli.strategies.controller import Controller, ControllerStrategy
 from nascli.strategies.evolution import RegularizedEvolution
 from nascli.strategies.ppo import PPO
 from nascli.strategies.random_search import RandomSearch
 from nascli.strategies.reinforce import Reinforce
 
-STRATEGIES: dict[str, Callable[..., Strategy]] = {}
+#: name -> strategy class or factory ``(space, seed, **options)``
+STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy")
 
 
-def register_strategy(name: str, factory: Callable[..., Strategy] | None = None):
-    """Register a strategy class or factory ``(space, seed, **options)`` under ``name``
-    (usable as a decorator)."""
-
-    def _add(f: Callable[..., Strategy]) -> Callable[..., Strategy]:
-        STRATEGIES[name] = f
-        return f
-
-    return _add(factory) if factory is not None else _add
+def register_strategy(name: str, factory: Callable[..., Strategy] | None = None) -> Any:
+    """``STRATEGIES.register``: add a strategy class or factory under ``name`` (without
+    ``factory``, a decorator)."""
+    return STRATEGIES.register(name, factory)
 
 
-def _accepted_options(factory: Callable[..., Strategy]) -> set[str] | None:
-    """Keyword options a factory takes, following ``**options`` up the class chain."""
-    names: set[str] = set()
-    is_class = inspect.isclass(factory)
-    targets = [c.__init__ for c in inspect.getmro(factory)] if is_class else [factory]
-    for target in targets:
-        if target is object.__init__:
-            break
-        params = inspect.signature(target).parameters.values()
-        names |= {p.name for p in params if p.kind is p.KEYWORD_ONLY}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names
-    return names if is_class else None
+def build(
+    name: str,
+    space: SearchSpace,
+    seed: int = 0,
+    *,
+    dedup: bool = True,
+    max_retries: int | None = None,
+    **options: Any,
+) -> Strategy | Deduplicate:
+    """The strategy registered as ``name``, built with ``options``, inside a
+    :class:`Deduplicate` (``max_retries`` is the wrapper's) unless ``dedup=False``.
 
-
-def build(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
-    """A registered strategy by name; unknown names or options list the valid ones."""
-    if name not in STRATEGIES:
-        raise StrategyError(f"unknown strategy {name!r}; valid: {', '.join(sorted(STRATEGIES))}")
-    factory = STRATEGIES[name]
-    accepted = _accepted_options(factory)
+    Unknown names raise :class:`~nascli.registry.UnknownNameError`, unknown options
+    :class:`StrategyError`; both list the valid ones in one line.
+    """
+    factory = STRATEGIES.get(name)
+    accepted = option_parameters(factory)
     if accepted is not None:
-        unknown = sorted(set(options) - accepted)
+        unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise StrategyError(
                 f"strategy {name!r} got unknown option(s) {', '.join(unknown)}; valid: "
-                f"{', '.join(sorted(accepted))}"
+                f"{', '.join(sorted(accepted)) or '(none)'} (build also takes dedup, max_retries)"
             )
-    return factory(space, seed, **options)
+    strategy = factory(space, seed, **options)
+    if not dedup:
+        if max_retries is not None:
+            raise StrategyError("max_retries is the Deduplicate wrapper's; it needs dedup=True")
+        return strategy
+    return Deduplicate(strategy, seed=seed, max_retries=max_retries)
 
 
 register_strategy("random", RandomSearch)
@@ -69,17 +78,24 @@ register_strategy("ppo", PPO)
 register_strategy("reinforce", Reinforce)
 
 __all__ = [
+    "ENUMERATE_LIMIT",
     "PPO",
     "STRATEGIES",
+    "AskTell",
+    "ChildFilter",
     "Controller",
     "ControllerStrategy",
+    "Deduplicate",
     "RandomSearch",
     "RegularizedEvolution",
     "Reinforce",
+    "Scorer",
     "SearchExhausted",
     "Strategy",
     "StrategyError",
+    "UnknownNameError",
     "as_score",
     "build",
+    "option_parameters",
     "register_strategy",
 ]

@@ -7,26 +7,28 @@ against a lookup table. Strategies touch a space only through ``decisions``, ``s
 ``mutate``, ``encode``/``decode`` and ``hash``, so they work on any
 :class:`~nascli.spaces.SearchSpace`.
 
-Duplicates: by default a strategy never asks for an architecture whose canonical hash was
-already asked (pending or told). ``allow_duplicates=True`` turns that off (the papers'
-behaviour, useful when scores are noisy and re-evaluation is wanted).
+A strategy alone may propose an architecture it proposed before. Avoiding repeats is one
+concern with one home: the :class:`~nascli.strategies.addons.Deduplicate` wrapper, which
+:func:`nascli.strategies.build` puts around every strategy unless ``dedup=False``.
+
+A strategy's options are its keyword-only constructor parameters: plain config types, the
+defaults the shipped configs use, and range checks that raise :class:`StrategyError` naming
+the option, the bad value and what is valid.
 """
 
 from __future__ import annotations
 
-import itertools
+import inspect
 import math
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from nascli.spaces import Genotype, SearchSpace
 
-#: Spaces with at most this many encodings are enumerated to tell "exhausted" from "unlucky".
-ENUMERATE_LIMIT = 1 << 16
-
-STATE_VERSION = 1
+#: Version 2: deduplication moved out of strategies (no told-score cache, no allow_duplicates).
+STATE_VERSION = 2
 
 
 class StrategyError(ValueError):
@@ -36,9 +38,27 @@ class StrategyError(ValueError):
 class SearchExhausted(RuntimeError):
     """No architecture that has not been asked already could be found.
 
-    Raised only when duplicates are not allowed: either every distinct architecture of a small
-    space has been asked, or ``max_retries`` draws in a large space all hit seen ones.
+    Raised by :class:`~nascli.strategies.addons.Deduplicate`: either every distinct
+    architecture of a small space has been asked, or ``max_retries`` draws in a large space all
+    hit seen ones.
     """
+
+
+@runtime_checkable
+class AskTell(Protocol):
+    """What the engine and the wrappers need of a strategy (a :class:`Strategy` or a wrapper)."""
+
+    def ask(self) -> Genotype: ...
+
+    def tell(
+        self, genotype: Genotype, score: float | None, metrics: dict[str, Any] | None = None
+    ) -> None: ...
+
+    def discard(self, genotype: Genotype) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def as_score(score: float | None) -> float | None:
@@ -49,49 +69,82 @@ def as_score(score: float | None) -> float | None:
     return score if math.isfinite(score) else None
 
 
+# -- options -----------------------------------------------------------------------------------
+def option_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter] | None:
+    """The keyword-only parameters (the options) of a strategy class or factory.
+
+    For a class, ``**options`` is followed up the MRO, and a subclass's parameter overrides its
+    base's (``Reinforce``'s ``lr`` default). ``None`` if a plain function takes arbitrary
+    ``**options`` (then only the factory itself can check them).
+    """
+    found: dict[str, inspect.Parameter] = {}
+    is_class = inspect.isclass(factory)
+    targets = [c.__init__ for c in inspect.getmro(factory)] if is_class else [factory]
+    for target in targets:
+        if target is object.__init__:
+            break
+        params = inspect.signature(target).parameters.values()
+        for p in params:
+            if p.kind is p.KEYWORD_ONLY:
+                found.setdefault(p.name, p)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return found
+    return found if is_class else None
+
+
+def check_option(ok: bool, strategy: str, option: str, value: Any, expected: str) -> None:
+    """Raise ``strategy: option=value is invalid; expected ...`` unless ``ok``."""
+    if not ok:
+        raise StrategyError(f"{strategy}: {option}={value!r} is invalid; expected {expected}")
+
+
+def is_int(value: Any) -> bool:
+    """An integer that is not a bool (config integers; numpy integers too)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite real number that is not a bool."""
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
 class Strategy:
     """Base class of search strategies (ask-and-tell).
 
     Args:
         space: the search space.
         seed: seeds every random choice; same seed and same told scores give the same asks.
-        max_retries: draws spent looking for an unseen architecture before falling back.
-        allow_duplicates: if true, never avoid re-asking seen architectures.
 
-    Subclasses implement :meth:`_propose` and may extend :meth:`_observe`,
-    :meth:`_extra_state` and :meth:`_load_extra_state`.
+    Subclasses take their options as keyword-only constructor parameters, store each under
+    its own name (so :meth:`options` finds it), implement :meth:`_propose` and may extend
+    :meth:`_observe`, :meth:`_discard`, :meth:`_extra_state` and :meth:`_load_extra_state`.
     """
 
     name: ClassVar[str] = "base"
+    #: proposals per ask that a Deduplicate wrapper lets this strategy make before it falls back
+    #: to a random unseen architecture
+    duplicate_retries: ClassVar[int] = 100
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        *,
-        max_retries: int = 100,
-        allow_duplicates: bool = False,
-    ) -> None:
-        if int(max_retries) < 1:
-            raise StrategyError(f"max_retries must be >= 1, got {max_retries}")
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        check_option(is_int(seed), self.name, "seed", seed, "an integer")
         self.space = space
         self.seed = int(seed)
-        self.max_retries = int(max_retries)
-        self.allow_duplicates = bool(allow_duplicates)
         self.rng = np.random.default_rng(self.seed)
-        #: told hash -> latest score (None: failed); also the cache controllers answer from
-        self._scores: dict[str, float | None] = {}
-        #: asked but not yet told: hash -> how many times
+        #: asked but neither told nor discarded: hash -> how many times
         self._pending: dict[str, int] = {}
         self.num_asked = 0
         self.num_told = 0
         self.num_failed = 0
+        self.num_discarded = 0
         self._best: tuple[float, Genotype] | None = None
-        self._enumeration: list[tuple[str, tuple[int, ...]]] | None = None  # lazily built
 
     # -- public API --------------------------------------------------------------------------
     def ask(self) -> Genotype:
-        """The next genotype to evaluate."""
+        """The next genotype to evaluate (possibly one asked before)."""
         genotype, h = self._propose()
         self._pending[h] = self._pending.get(h, 0) + 1
         self.num_asked += 1
@@ -102,25 +155,29 @@ class Strategy:
     ) -> None:
         """Report the result of evaluating ``genotype`` (higher is better).
 
-        ``score`` of ``None`` or a non-finite float marks a failed evaluation: it is recorded
-        (the architecture is not asked again) but never enters a population or a best score.
-        Genotypes that were never asked are accepted too (e.g. results from an earlier run).
+        ``score`` of ``None`` or a non-finite float marks a failed evaluation: it is counted
+        but never enters a population or a best score. Genotypes that were never asked are
+        accepted too (results from an earlier run, a wrapper's fallback): strategies learn from
+        them. ``metrics`` (e.g. ``{"cached": True}``) is for records; built-ins ignore it.
         """
         h = self.space.hash(genotype)
-        count = self._pending.get(h, 0)
-        was_pending = count > 0
-        if count > 1:
-            self._pending[h] = count - 1
-        elif was_pending:
-            del self._pending[h]
+        was_pending = self._unpend(h)
         value = as_score(score)
-        self._scores[h] = value
         self.num_told += 1
         if value is None:
             self.num_failed += 1
         elif self._best is None or value > self._best[0]:
             self._best = (value, genotype)
         self._observe(genotype, h, value, metrics, was_pending)
+
+    def discard(self, genotype: Genotype) -> None:
+        """Forget one pending ask of ``genotype`` without learning from it (a child a filter
+        did not pick, a repeat a wrapper handed back)."""
+        h = self.space.hash(genotype)
+        if not self._unpend(h):
+            raise StrategyError(f"{self.name}: cannot discard {h}: it is not pending")
+        self.num_discarded += 1
+        self._discard(genotype, h)
 
     @property
     def best(self) -> tuple[Genotype, float] | None:
@@ -129,16 +186,13 @@ class Strategy:
 
     @property
     def num_pending(self) -> int:
-        """Asks not yet answered by a tell."""
+        """Asks neither told nor discarded yet."""
         return sum(self._pending.values())
 
-    def is_seen(self, h: str) -> bool:
-        """Whether the architecture with canonical hash ``h`` was asked or told already."""
-        return h in self._scores or h in self._pending
-
     def options(self) -> dict[str, Any]:
-        """The constructor options (JSON-ready values only), for logs and state dicts."""
-        return {"max_retries": self.max_retries, "allow_duplicates": self.allow_duplicates}
+        """The constructor options and their values, for logs and state dicts."""
+        params = option_parameters(type(self)) or {}
+        return {k: getattr(self, k) for k in params if hasattr(self, k)}
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -156,23 +210,31 @@ class Strategy:
             "seed": self.seed,
             "options": self.options(),
             "rng": self.rng.bit_generator.state,
-            "scores": dict(self._scores),
             "pending": dict(self._pending),
             "num_asked": self.num_asked,
             "num_told": self.num_told,
             "num_failed": self.num_failed,
+            "num_discarded": self.num_discarded,
             "best": best,
             **self._extra_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the next asks match those of the saved strategy."""
+        if "wrapper" in state:
+            raise StrategyError(
+                f"state dict is for a {state['wrapper']} wrapper, not strategy {self.name!r} "
+                "(build the strategy with the same add-ons, e.g. dedup=True)"
+            )
         if state.get("strategy") != self.name:
             raise StrategyError(
                 f"state dict is for strategy {state.get('strategy')!r}, not {self.name!r}"
             )
         if state.get("version") != STATE_VERSION:
-            raise StrategyError(f"unsupported strategy state version {state.get('version')!r}")
+            raise StrategyError(
+                f"unsupported strategy state version {state.get('version')!r} (this nascli "
+                f"reads version {STATE_VERSION})"
+            )
         if state.get("num_decisions") != len(self.space.decisions):
             raise StrategyError(
                 f"state dict has {state.get('num_decisions')} decisions, space "
@@ -181,11 +243,11 @@ class Strategy:
         self.seed = int(state["seed"])
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state["rng"]
-        self._scores = dict(state["scores"])
         self._pending = {h: int(c) for h, c in state["pending"].items()}
         self.num_asked = int(state["num_asked"])
         self.num_told = int(state["num_told"])
         self.num_failed = int(state["num_failed"])
+        self.num_discarded = int(state["num_discarded"])
         best = state["best"]
         self._best = (
             None if best is None else (float(best["score"]), self.space.from_json(best["genotype"]))
@@ -207,6 +269,9 @@ class Strategy:
     ) -> None:
         """Learn from a told result (``score`` is ``None`` for a failure)."""
 
+    def _discard(self, genotype: Genotype, h: str) -> None:
+        """Drop what was kept for the latest pending ask of ``h`` (it will not be told)."""
+
     def _extra_state(self) -> dict[str, Any]:
         return {}
 
@@ -214,52 +279,11 @@ class Strategy:
         pass
 
     # -- helpers ------------------------------------------------------------------------------
-    def _is_new(self, h: str, extra: set[str] | frozenset[str] = frozenset()) -> bool:
-        """Whether ``h`` may be asked now (always true when duplicates are allowed)."""
-        return self.allow_duplicates or not (self.is_seen(h) or h in extra)
-
-    def _sample_unique(
-        self, extra: set[str] | frozenset[str] = frozenset()
-    ) -> tuple[Genotype, str]:
-        """A uniform sample whose hash is neither seen nor in ``extra``.
-
-        After ``max_retries`` failed draws, a small space is enumerated to pick uniformly among
-        the unseen architectures; :class:`SearchExhausted` if there is none (or the space is too
-        large to enumerate).
-        """
-        for _ in range(self.max_retries):
-            genotype = self.space.sample(self.rng)
-            h = self.space.hash(genotype)
-            if self._is_new(h, extra):
-                return genotype, h
-        size = self.space.size()
-        if size > ENUMERATE_LIMIT:
-            raise SearchExhausted(
-                f"{self.name}: {self.max_retries} random draws from space {self.space.name!r} "
-                f"were all architectures asked before; raise max_retries or pass "
-                f"allow_duplicates=True"
-            )
-        unseen = [idx for h, idx in self._enumerate() if self._is_new(h, extra)]
-        if not unseen:
-            distinct = len(self._enumerate())
-            raise SearchExhausted(
-                f"{self.name}: all {distinct} distinct architectures of space "
-                f"{self.space.name!r} have been asked; stop the search or pass "
-                f"allow_duplicates=True"
-            )
-        genotype = self.space.decode(list(unseen[int(self.rng.integers(len(unseen)))]))
-        return genotype, self.space.hash(genotype)
-
-    def _enumerate(self) -> list[tuple[str, tuple[int, ...]]]:
-        """One (hash, indices) per distinct architecture of a small space, in a fixed order."""
-        if self._enumeration is None:
-            out: dict[str, tuple[int, ...]] = {}
-            for idx in _all_indices(self.space):
-                h = self.space.hash(self.space.decode(list(idx)))
-                out.setdefault(h, idx)
-            self._enumeration = list(out.items())
-        return self._enumeration
-
-
-def _all_indices(space: SearchSpace) -> Iterator[tuple[int, ...]]:
-    return itertools.product(*(range(len(d)) for d in space.decisions))
+    def _unpend(self, h: str) -> bool:
+        """Remove one pending ask of ``h``; whether there was one."""
+        count = self._pending.get(h, 0)
+        if count > 1:
+            self._pending[h] = count - 1
+        elif count == 1:
+            del self._pending[h]
+        return count > 0

@@ -22,7 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli.spaces import Genotype, SearchSpace
-from nascli.strategies.base import Strategy, StrategyError
+from nascli.strategies.base import (
+    Strategy,
+    StrategyError,
+    check_option,
+    is_int,
+    is_number,
+)
 
 
 class Controller(nn.Module):
@@ -151,18 +157,28 @@ class ControllerStrategy(Strategy):
     moving average baseline, started at the first batch's mean reward and then updated with
     each reward in tell order.
 
-    Re-proposals: unless ``allow_duplicates``, an architecture that was already told is not
-    asked again; its cached score is fed back to the controller as if just evaluated (failures
-    included), and the controller samples again. After ``max_retries`` such re-proposals (or
-    re-proposals of pending architectures, which are dropped) in one ask, a random unseen
-    architecture is asked instead. Every told score stays in the cache (one float per hash).
-    ``max_retries`` defaults to 20 here, not 100: a converged controller re-proposes mostly
-    seen architectures, and every ``batch_size`` cached answers cost a policy update.
+    Every told result trains the controller, including a cached answer that a
+    :class:`~nascli.strategies.addons.Deduplicate` wrapper gives for a re-proposed architecture
+    and a result told without an ask (learnt at its probability under the current policy). A
+    discarded ask drops its sample. ``duplicate_retries`` is 20, not 100: a converged controller
+    re-proposes mostly seen architectures, and every ``batch_size`` cached answers cost a policy
+    update.
 
-    ``num_threads`` (default 1) caps torch's intra-op threads while the controller samples or
-    trains; the setting is process-wide for that moment, so pass ``None`` if other threads of
-    the process run torch work concurrently.
+    Args:
+        hidden_size: LSTM units; embeddings have the same width (paper: 100).
+        lr: Adam learning rate (NASNet: 0.00035).
+        batch_size: results per controller update (paper: 20).
+        entropy_weight: weight of the entropy bonus (paper: 1e-5).
+        baseline_decay: decay of the moving-average baseline, in [0, 1) (paper: 0.95).
+        temperature: logits are divided by it (``None``: 1.0, a config's "unset").
+        tanh_constant: if set, logits become ``c * tanh(logits)``.
+        failed_score: reward of a failed evaluation (``None``: the lowest score told so far).
+        num_threads: caps torch's intra-op threads while the controller samples or trains; the
+            setting is process-wide for that moment, so pass ``None`` if other threads of the
+            process run torch work concurrently.
     """
+
+    duplicate_retries = 20
 
     def __init__(
         self,
@@ -178,30 +194,32 @@ class ControllerStrategy(Strategy):
         tanh_constant: float | None = None,
         failed_score: float | None = None,
         num_threads: int | None = 1,
-        max_retries: int = 20,
-        allow_duplicates: bool = False,
     ) -> None:
-        super().__init__(space, seed, max_retries=max_retries, allow_duplicates=allow_duplicates)
-        temperature = 1.0 if temperature is None else temperature  # None: configs' "unset"
-        checks = {
-            "hidden_size": int(hidden_size) >= 1,
-            "lr": float(lr) > 0,
-            "batch_size": int(batch_size) >= 1,
-            "entropy_weight": float(entropy_weight) >= 0,
-            "baseline_decay": 0.0 <= float(baseline_decay) < 1.0,
-            "temperature": float(temperature) > 0,
-            "tanh_constant": tanh_constant is None or float(tanh_constant) > 0,
-            "num_threads": num_threads is None or int(num_threads) >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise StrategyError(f"{self.name}: invalid option(s) {', '.join(bad)}")
+        super().__init__(space, seed)
+        name = self.name
+        check_option(is_int(hidden_size) and hidden_size >= 1, name, "hidden_size", hidden_size,
+                     "an integer >= 1")
+        check_option(is_number(lr) and lr > 0, name, "lr", lr, "a positive number")
+        check_option(is_int(batch_size) and batch_size >= 1, name, "batch_size", batch_size,
+                     "an integer >= 1")
+        check_option(is_number(entropy_weight) and entropy_weight >= 0, name, "entropy_weight",
+                     entropy_weight, "a number >= 0")
+        check_option(is_number(baseline_decay) and 0.0 <= baseline_decay < 1.0, name,
+                     "baseline_decay", baseline_decay, "a number in [0, 1)")
+        check_option(temperature is None or (is_number(temperature) and temperature > 0), name,
+                     "temperature", temperature, "a positive number or None")
+        check_option(tanh_constant is None or (is_number(tanh_constant) and tanh_constant > 0),
+                     name, "tanh_constant", tanh_constant, "a positive number or None")
+        check_option(failed_score is None or is_number(failed_score), name, "failed_score",
+                     failed_score, "a finite number or None")
+        check_option(num_threads is None or (is_int(num_threads) and num_threads >= 1), name,
+                     "num_threads", num_threads, "an integer >= 1 or None")
         self.hidden_size = int(hidden_size)
         self.lr = float(lr)
         self.batch_size = int(batch_size)
         self.entropy_weight = float(entropy_weight)
         self.baseline_decay = float(baseline_decay)
-        self.temperature = float(temperature)
+        self.temperature = 1.0 if temperature is None else float(temperature)
         self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
         self.failed_score = None if failed_score is None else float(failed_score)
         self.num_threads = None if num_threads is None else int(num_threads)
@@ -224,27 +242,11 @@ class ControllerStrategy(Strategy):
         self._min_score: float | None = None
         #: samples drawn but not handed out: (choices, log-prob)
         self._queue: deque[tuple[list[int], float]] = deque()
-        #: asked, not told: hash -> [(choices, log-prob), ...]
+        #: asked, not told: hash -> [(choices, log-prob), ...] in ask order
         self._trajectories: dict[str, list[tuple[list[int], float]]] = {}
         #: results waiting for the next update: (choices, log-prob at sampling, reward)
         self._batch: list[tuple[list[int], float, float]] = []
         self.num_updates = 0
-        self.num_cached = 0  # re-proposals answered from the cache
-
-    def options(self) -> dict[str, Any]:
-        """Constructor options, JSON-ready."""
-        return {
-            **super().options(),
-            "hidden_size": self.hidden_size,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "entropy_weight": self.entropy_weight,
-            "baseline_decay": self.baseline_decay,
-            "temperature": self.temperature,
-            "tanh_constant": self.tanh_constant,
-            "failed_score": self.failed_score,
-            "num_threads": self.num_threads,
-        }
 
     # -- encoding between the controller's free decisions and the space ----------------------
     def _decode(self, choices: list[int]) -> Genotype:
@@ -264,24 +266,22 @@ class ControllerStrategy(Strategy):
 
     # -- ask ----------------------------------------------------------------------------------
     def _propose(self) -> tuple[Genotype, str]:
-        for _ in range(self.max_retries):
-            if not self._queue:
-                with torch_threads(self.num_threads):
-                    choices, logp = self.controller.sample(self.batch_size, self.generator)
-                self._queue.extend(zip(choices.tolist(), logp.tolist(), strict=True))
-            choices_k, logp_k = self._queue.popleft()
-            genotype = self._decode(choices_k)
-            h = self.space.hash(genotype)
-            if self._is_new(h):
-                self._trajectories.setdefault(h, []).append((choices_k, logp_k))
-                return genotype, h
-            if h in self._scores:
-                self.num_cached += 1
-                self._record(choices_k, logp_k, self._reward(self._scores[h]))
-        genotype, h = self._sample_unique()
-        choices_k = self._choices(genotype)
-        self._trajectories.setdefault(h, []).append((choices_k, self._log_prob(choices_k)))
+        if not self._queue:
+            with torch_threads(self.num_threads):
+                choices, logp = self.controller.sample(self.batch_size, self.generator)
+            self._queue.extend(zip(choices.tolist(), logp.tolist(), strict=True))
+        choices_k, logp_k = self._queue.popleft()
+        genotype = self._decode(choices_k)
+        h = self.space.hash(genotype)
+        self._trajectories.setdefault(h, []).append((choices_k, logp_k))
         return genotype, h
+
+    def _discard(self, genotype: Genotype, h: str) -> None:
+        trajectories = self._trajectories.get(h)
+        if trajectories:
+            trajectories.pop()
+            if not trajectories:
+                del self._trajectories[h]
 
     # -- tell ---------------------------------------------------------------------------------
     def _reward(self, score: float | None) -> float:
@@ -350,7 +350,6 @@ class ControllerStrategy(Strategy):
             "trajectories": {h: [[c, lp] for c, lp in t] for h, t in self._trajectories.items()},
             "batch": [[c, lp, r] for c, lp, r in self._batch],
             "num_updates": self.num_updates,
-            "num_cached": self.num_cached,
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
@@ -365,4 +364,3 @@ class ControllerStrategy(Strategy):
         }
         self._batch = [(list(c), float(lp), float(r)) for c, lp, r in state["batch"]]
         self.num_updates = int(state["num_updates"])
-        self.num_cached = int(state["num_cached"])

@@ -1,4 +1,4 @@
-"""Random search: uniform samples from the space, each architecture asked at most once."""
+"""Random search: uniform samples from the space."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from nascli.strategies.base import Strategy
 
 
 class RandomSearch(Strategy):
-    """Uniform sampling without repeats (by canonical hash).
+    """Uniform sampling with ``space.sample`` (no options besides ``space`` and ``seed``).
 
-    Options (besides ``space`` and ``seed``):
-        max_retries (100): draws per ask before a small space is enumerated to find the unseen
-            architectures; :class:`~nascli.strategies.SearchExhausted` when none is left.
-        allow_duplicates (False): plain sampling with replacement.
+    Alone it samples with replacement; built with ``build("random", ...)`` it sits inside a
+    :class:`~nascli.strategies.addons.Deduplicate` wrapper and asks each architecture (by
+    canonical hash) at most once, with exactly the draws of earlier releases.
     """
 
     name = "random"
 
     def _propose(self) -> tuple[Genotype, str]:
-        return self._sample_unique()
+        genotype = self.space.sample(self.rng)
+        return genotype, self.space.hash(genotype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -16,12 +17,15 @@ class Reinforce(ControllerStrategy):
     One Adam step per batch of ``batch_size`` results, on
     ``-mean(A * log p) - entropy_weight * entropy``. Options are those of
     :class:`~nascli.strategies.controller.ControllerStrategy` (the same controller as ``ppo``);
-    the learning rate defaults to Zoph and Le's 0.0006.
+    the learning rate defaults to Zoph and Le's 0.0006 (the shipped ``strategy=reinforce``
+    config).
     """
 
     name = "reinforce"
 
-    def __init__(self, space: SearchSpace, seed: int = 0, *, lr: float = 0.0006, **options) -> None:
+    def __init__(
+        self, space: SearchSpace, seed: int = 0, *, lr: float = 0.0006, **options: Any
+    ) -> None:
         super().__init__(space, seed, lr=lr, **options)
 
     def _loss_steps(

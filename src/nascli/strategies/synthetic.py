@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from nascli.spaces import Decision, Genotype, NASNetSpace, SearchSpace
-from nascli.strategies.base import Strategy
+from nascli.strategies.base import AskTell
 
 
 class GridSpace(SearchSpace):
@@ -102,7 +102,7 @@ class AdditiveOps:
 
 
 def run_search(
-    strategy: Strategy, objective: Callable[[Genotype], float], budget: int, workers: int = 1
+    strategy: AskTell, objective: Callable[[Genotype], float], budget: int, workers: int = 1
 ) -> tuple[list[Genotype], list[float]]:
     """Evaluate ``budget`` asks of ``strategy`` on ``objective``: genotypes and told scores, in
     tell order.
