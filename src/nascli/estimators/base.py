@@ -1,10 +1,16 @@
-"""The estimator interface: a callable from genotype to an :class:`Estimate`."""
+"""The estimator interface (a callable from genotype to :class:`Estimate`) and the skeleton that
+every network-based estimator shares: a seeded build, cost counts, failures as data, cleanup."""
 
 from __future__ import annotations
 
+import gc
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+import torch
+from torch import nn
 
 
 @dataclass
@@ -12,13 +18,14 @@ class Estimate:
     """What one evaluation found: a score (higher is better) plus metrics and cost.
 
     ``status`` is ``"ok"`` or ``"failed"``; a failed estimate has ``score=None`` and an
-    ``error`` line (diverged training, out of memory, a model that cannot be built).
+    ``error`` line (diverged training, out of memory, a model that cannot be built). ``macs``
+    counts multiply-adds of one forward pass of one image.
     """
 
     score: float | None
     metrics: dict[str, Any] = field(default_factory=dict)
     params: int | None = None
-    flops: int | None = None
+    macs: int | None = None
     seconds: float = 0.0
     epochs: float = 0.0
     status: str = "ok"
@@ -40,9 +47,86 @@ class Estimate:
 
 
 class Estimator(Protocol):
-    """Anything that maps a genotype to an :class:`Estimate`."""
+    """Anything that maps a genotype (and a seed) to an :class:`Estimate`."""
 
     name: str
 
-    def __call__(self, genotype: Any) -> Estimate:  # pragma: no cover - protocol
+    def __call__(self, genotype: Any, seed: int | None = None) -> Estimate:  # pragma: no cover
         ...
+
+
+class ModelEstimator:
+    """Base of estimators that build the candidate's network and score it.
+
+    Subclasses implement :meth:`score`. The base seeds torch with the evaluation's seed, builds
+    the network through the space's builder (``nascli.models.build_model``), counts parameters
+    and multiply-adds, turns divergence, out-of-memory and non-finite scores into failed
+    estimates, and frees the model afterwards so memory stays flat over a long search.
+
+    Args:
+        space: the search space (its builder and search-time network settings).
+        data: :class:`~nascli.data.DataSplits`.
+        device: where networks are built and run.
+        amp: ``none``, ``bf16`` or ``fp16`` mixed precision (CUDA only).
+        channels_last: NHWC memory format for networks and batches.
+        seed: the run seed; each call's seed is ``seed`` plus the call's ``seed`` offset.
+    """
+
+    name = "model"
+
+    def __init__(
+        self, space: Any, data: Any, device: torch.device | str = "cpu", amp: str = "none",
+        channels_last: bool = False, seed: int = 0,
+    ) -> None:
+        self.space, self.data = space, data
+        self.device = torch.device(device)
+        self.amp, self.channels_last, self.seed = amp, bool(channels_last), int(seed)
+        self.calls = 0
+
+    def build(self, genotype: Any) -> nn.Module:
+        """The search-time network of ``genotype`` on the estimator's device."""
+        from nascli.models import build_model
+
+        model = build_model(self.space, genotype, num_classes=self.data.num_classes,
+                            in_channels=self.data.in_channels).to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def score(self, model: nn.Module, genotype: Any, seed: int) -> tuple[float, dict[str, Any],
+                                                                         float]:
+        """``(score, metrics, epochs of training)`` of a freshly built, seeded network."""
+        raise NotImplementedError(f"{type(self).__name__} must define score()")
+
+    def __call__(self, genotype: Any, seed: int | None = None) -> Estimate:
+        """Estimate ``genotype``; ``seed`` defaults to the run seed plus the call count."""
+        from nascli.models import count_macs, count_parameters
+        from nascli.training import DivergedError
+
+        seed = self.seed + self.calls if seed is None else int(seed)
+        self.calls += 1
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        model = None
+        params = macs = None
+        try:
+            model = self.build(genotype)
+            params = count_parameters(model)
+            macs = count_macs(model, (self.data.in_channels, *self.data.image_size))
+            value, metrics, epochs = self.score(model, genotype, seed)
+            if not math.isfinite(value):
+                return Estimate.failed(f"{self.name} score is {value}", params=params, macs=macs,
+                                       seconds=time.perf_counter() - t0)
+            return Estimate(score=value, metrics=metrics, params=params, macs=macs,
+                            seconds=time.perf_counter() - t0, epochs=epochs)
+        except DivergedError as exc:
+            return Estimate.failed(f"diverged: {exc}", params=params, macs=macs,
+                                   seconds=time.perf_counter() - t0)
+        except torch.OutOfMemoryError:
+            return Estimate.failed("out of memory", params=params, macs=macs,
+                                   seconds=time.perf_counter() - t0)
+        finally:
+            del model
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
+
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+AMP_MODES = ("none", "bf16", "fp16")
 
 
 class DeviceError(ValueError):
@@ -60,3 +64,63 @@ def autocast(device: torch.device, amp: str = "none") -> Iterator[None]:
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     with torch.autocast(device_type="cuda", dtype=dtype):
         yield
+
+
+@dataclass
+class Device:
+    """Where training runs and how: the ``device`` config group (``device=auto``).
+
+    ``auto`` picks CUDA, then MPS, then CPU. ``gpus`` lists GPU indices (the pool executor
+    runs one worker per entry). ``amp``: ``none``, ``bf16`` or ``fp16`` mixed precision on
+    CUDA. ``channels_last``: NHWC tensors (1.4-1.8x faster training on CPU for these networks).
+    ``threads``: torch's intra-op threads (``None``: torch's default).
+    """
+
+    name: str = "auto"
+    gpus: list[int] = field(default_factory=list)
+    amp: str = "none"
+    channels_last: bool = True
+    cudnn_benchmark: bool = True
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in DEVICE_NAMES:
+            raise DeviceError(f"device.name={self.name!r} is invalid; expected one of "
+                              f"{', '.join(DEVICE_NAMES)}")
+        if self.amp not in AMP_MODES:
+            raise DeviceError(f"device.amp={self.amp!r} is invalid; expected one of "
+                              f"{', '.join(AMP_MODES)}")
+        if self.threads is not None and self.threads < 1:
+            raise DeviceError(f"device.threads={self.threads!r} is invalid; expected an integer "
+                              ">= 1 or null")
+        bad = [g for g in self.gpus if not isinstance(g, int) or g < 0]
+        if bad:
+            raise DeviceError(f"device.gpus={list(self.gpus)!r} is invalid; expected GPU "
+                              "indices >= 0")
+
+    def setup(self) -> torch.device:
+        """Resolve the device and apply the process-wide settings (threads, cudnn.benchmark)."""
+        return setup_device(self.name, list(self.gpus), self.threads, self.cudnn_benchmark)
+
+
+@dataclass
+class CPU(Device):
+    """``device=cpu``."""
+
+    name: str = "cpu"
+
+
+@dataclass
+class CUDA(Device):
+    """``device=cuda``: GPU 0 with bf16 autocast unless told otherwise."""
+
+    name: str = "cuda"
+    gpus: list[int] = field(default_factory=lambda: [0])
+    amp: str = "bf16"
+
+
+@dataclass
+class MPS(Device):
+    """``device=mps`` (Apple GPUs)."""
+
+    name: str = "mps"

@@ -46,32 +46,11 @@ def train_epoch(
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
-            out = model(x)
-            if isinstance(out, tuple):
-                logits, aux = out
-                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-                if aux is not None and aux_weight > 0:
-                    loss = loss + aux_weight * F.cross_entropy(
-                        aux, y, label_smoothing=label_smoothing
-                    )
-            else:
-                loss = F.cross_entropy(out, y, label_smoothing=label_smoothing)
+            loss = _loss(model(x), y, aux_weight, label_smoothing)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise DivergedError(f"training loss is {value} at step {steps}")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        _step(model, loss, optimizer, scaler, grad_clip)
         if scheduler is not None:
             scheduler.step()
         total += value
@@ -79,6 +58,36 @@ def train_epoch(
         if on_step is not None:
             on_step(steps, value)
     return (total / steps if steps else float("nan")), steps
+
+
+def _loss(out: Tensor | tuple[Tensor, Tensor | None], y: Tensor, aux_weight: float,
+          label_smoothing: float) -> Tensor:
+    """Cross-entropy of the logits, plus ``aux_weight`` times that of an auxiliary head."""
+    if not isinstance(out, tuple):
+        return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+    logits, aux = out
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    if aux is not None and aux_weight > 0:
+        loss = loss + aux_weight * F.cross_entropy(aux, y, label_smoothing=label_smoothing)
+    return loss
+
+
+def _step(model: nn.Module, loss: Tensor, optimizer: torch.optim.Optimizer,
+          scaler: torch.amp.GradScaler | None, grad_clip: float | None) -> None:
+    """Backward, optional gradient-norm clipping (unscaled first under fp16) and the update."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
 
 
 @torch.no_grad()
