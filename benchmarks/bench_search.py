@@ -102,15 +102,14 @@ def long_search(evaluations: int) -> dict:
     from nascli.data import load_dataset
     from nascli.engine.executors import LocalExecutor
     from nascli.engine.search import Budget, Search
-    from nascli.estimators.train import NetworkSettings, TrainEstimator, TrainSettings
+    from nascli.estimators import TrainEstimator
     from nascli.spaces import NASNetSpace
     from nascli.strategies import build
 
     data = load_dataset("mnist5k", val_fraction=0.05, seed=0)
-    estimator = TrainEstimator(data, TrainSettings(max_steps=1, batch_size=16,
-                                                   eval_batch_size=200),
-                               NetworkSettings(channels=4), seed=0)
-    space = NASNetSpace()
+    space = NASNetSpace(channels=4)
+    estimator = TrainEstimator(space, data, seed=0, max_steps=1, batch_size=16,
+                               eval_batch_size=200)
     marks: dict[int, float] = {}
 
     def mark(row: dict) -> None:
@@ -122,7 +121,7 @@ def long_search(evaluations: int) -> dict:
         from nascli.engine.rundir import RunDir
 
         Search(space, build("evolution", space, seed=0, population_size=20, sample_size=5),
-               LocalExecutor(estimator), Budget(evaluations), run_dir=RunDir(tmp),
+               LocalExecutor.wrap(estimator), Budget(evaluations), run_dir=RunDir(tmp),
                on_evaluation=mark).run()
     return {"evaluations": evaluations, "rss_at_20_mib": round(marks[20], 1),
             f"rss_at_{evaluations}_mib": round(marks[evaluations], 1),

@@ -19,9 +19,9 @@ from nascli.data import load_dataset
 from nascli.engine.executors import LocalExecutor
 from nascli.engine.rundir import RunDir
 from nascli.engine.search import Budget, Search
-from nascli.estimators.train import NetworkSettings, TrainEstimator, TrainSettings
+from nascli.estimators import TrainEstimator
 from nascli.genotypes import get_genotype, load_genotype
-from nascli.models import build_network, count_macs, count_parameters
+from nascli.models import build_model, build_network, count_macs, count_parameters
 from nascli.spaces import NASNetSpace
 from nascli.strategies import build as build_strategy
 
@@ -35,15 +35,16 @@ def main() -> None:
     args.out = args.out or Path("outputs/example") / time.strftime("%Y-%m-%d_%H-%M-%S")
     torch.manual_seed(0)
 
-    # 1. The NASNet space: 50 decisions (2 cells x 5 blocks x 5 choices).
-    space = NASNetSpace()
+    # 1. The NASNet space: 50 decisions (2 cells x 5 blocks x 5 choices), and the macro
+    #    network of search-time models (N=1, 8 channels).
+    space = NASNetSpace(cells_per_stage=1, channels=8)
     print(space.describe())
     genotype = space.sample(rng=0)
     print(space.describe_genotype(genotype))
     print("one line:", space.to_text(genotype), "| hash", space.hash(genotype))
 
-    # 2. A network for it, and what it costs.
-    net = build_network(genotype, num_classes=10, in_channels=1, cells_per_stage=1, channels=8)
+    # 2. A network for it (the space's builder), and what it costs.
+    net = build_model(space, genotype, num_classes=10, in_channels=1)
     print(f"search-time network: {count_parameters(net):,} parameters, "
           f"{count_macs(net, (1, 28, 28)) / 1e6:.1f}M multiply-adds at 28x28")
     nasnet_a = build_network(get_genotype("nasnet-a"), num_classes=10, in_channels=3,
@@ -57,17 +58,15 @@ def main() -> None:
     # 4. A zero-cost proxy score and a short train-and-test estimate.
     x, y = data.train.images[:64], data.train.labels[:64]
     print(f"log synflow: {proxies.compute('log_synflow', net, x, y):.2f}")
-    estimator = TrainEstimator(
-        data, TrainSettings(epochs=1, batch_size=64, max_steps=30),
-        NetworkSettings(cells_per_stage=1, channels=8), device="cpu", seed=0,
-    )
+    estimator = TrainEstimator(space, data, device="cpu", seed=0, epochs=1, batch_size=64,
+                               max_steps=30)
     estimate = estimator(genotype)
     print(f"train-and-test: val acc {estimate.score:.3f} in {estimate.seconds:.1f} s")
 
     # 5. A short search: regularized evolution, ask/tell, every evaluation in history.jsonl.
     strategy = build_strategy("evolution", space, seed=0, population_size=4, sample_size=2)
     run_dir = RunDir(args.out)
-    result = Search(space, strategy, LocalExecutor(estimator), Budget(args.evaluations),
+    result = Search(space, strategy, LocalExecutor.wrap(estimator), Budget(args.evaluations),
                     run_dir=run_dir).run()
     for row in result.top(3):
         print(f"  #{row['id']}: {row['score']:.3f}  {row['params']:,} params")

@@ -37,14 +37,30 @@ def _error(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _config_roots(args: list[str]) -> list[Path] | None:
+    """Folders that hold config groups: nascli's own, ``--config-dir`` ones and file search
+    paths; None when a search path cannot be listed here (then Hydra checks the options)."""
+    from nascli.config import config_dir
+
+    roots = [config_dir()]
+    for i, a in enumerate(args):
+        if a in ("--config-dir", "-cd") and i + 1 < len(args):
+            roots.append(Path(args[i + 1]).expanduser())
+        elif a.startswith(("--config-dir=", "-cd=")):
+            roots.append(Path(a.split("=", 1)[1]).expanduser())
+        elif a.startswith(("hydra.searchpath=", "+hydra.searchpath=", "--config-path")):
+            return None
+    return roots
+
+
 def _check_group_options(args: list[str]) -> None:
     """Fail fast, in one line, on an unknown group option (Hydra's own message is long)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from nascli.config import config_dir
-
-    root = config_dir()
+    roots = _config_roots(args)
+    if roots is None:
+        return
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -58,10 +74,25 @@ def _check_group_options(args: list[str]) -> None:
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [
             o.get_value_element_as_str()
         ]
-        valid = sorted(p.stem for p in (root / group).glob("*.yaml"))
+        valid = sorted({p.stem for root in roots for p in (root / group).glob("*.yaml")})
         for v in values:
             if v not in valid and v != "null":
                 _error(f"unknown {group} {v!r}; valid: {', '.join(valid)}")
+
+
+#: Hydra's own flags that take a value in the next argument
+_VALUE_FLAGS = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg",
+                "-c", "--package", "-p", "--info", "-i", "--experimental-rerun"}
+
+
+def _positional(args: list[str]) -> list[int]:
+    """Indices of arguments that are neither flags, flag values nor key=value overrides."""
+    out = []
+    for i, a in enumerate(args):
+        if a.startswith("-") or "=" in a or (i > 0 and args[i - 1] in _VALUE_FLAGS):
+            continue
+        out.append(i)
+    return out
 
 
 def _quote(value: str) -> str:
@@ -75,7 +106,7 @@ def _delegate(command: str, args: list[str], with_arch: bool) -> None:
     args = list(args)
     help_asked = any(a in ("--help", "-h", "--hydra-help") for a in args)
     if with_arch and not help_asked:
-        positional = [i for i, a in enumerate(args) if not a.startswith("-") and "=" not in a]
+        positional = _positional(args)
         if positional:
             i = positional[0]
             args[i] = f"arch={_quote(args[i])}"
@@ -90,11 +121,9 @@ def _delegate(command: str, args: list[str], with_arch: bool) -> None:
                    "built-in cell (nasnet-a, amoebanet-a, darts-v2), a genotype JSON file, "
                    "a run directory or a checkpoint")
     elif not help_asked:
-        stray = [a for a in args if not a.startswith("-") and "=" not in a]
-        # values of options such as `--cfg job` are not overrides
-        stray = [a for a in stray if a not in ("job", "hydra", "all", "resolve")]
+        stray = _positional(args)
         if stray:
-            _error(f"unexpected argument {stray[0]!r}; overrides look like key=value")
+            _error(f"unexpected argument {args[stray[0]]!r}; overrides look like key=value")
     if not help_asked:
         _check_group_options(args)
     code = run_hydra(command, args)

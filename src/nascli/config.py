@@ -1,300 +1,280 @@
-"""Structured configs: one dataclass per config group option, used to validate composed configs.
+"""Config groups whose options are components: ``_target_`` plus the component's own options.
 
-The YAML files in ``configs/`` are what users read and override; after Hydra composes them, each
-group node is merged into its schema here, so a wrong type, an unknown key or a value out of
-range fails with one line that names the key (see :func:`validate`).
+Every option of every config group is a YAML file that names a class or function with
+``_target_`` and lists its options. The options a component accepts, their types and defaults
+are read from its constructor signature, so there is no second schema to keep in step: a
+wrong type or an unknown key fails with one line naming the key (OmegaConf checks the types),
+and range checks are the constructor's own (each raises a one-line error). Components are
+created with Hydra's ``instantiate``; the values only known at run time (the space, the data,
+the device, the seed) are passed as keyword arguments named in :data:`RUNTIME`.
+
+A user plugs in their own strategy, proxy, dataset, space, device or executor with one Python
+file (on ``PYTHONPATH``) and one YAML file (in ``--config-dir`` or on ``hydra.searchpath``);
+see docs/extending.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
+from types import NoneType, UnionType
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nascli.spaces.nasnet import NASNET_OPS
+#: Keyword arguments each group's components receive at run time (never config options).
+RUNTIME: dict[str, tuple[str, ...]] = {
+    "search_space": (),
+    "strategy": ("space", "seed"),
+    "proxy": ("space", "data", "device", "amp", "channels_last", "seed"),
+    "dataset": ("seed",),
+    "device": (),
+    "executor": ("factory", "gpus"),
+}
+
+
+RUNTIME_ALL = frozenset(n for names in RUNTIME.values() for n in names)
 
 
 class ConfigError(ValueError):
     """An invalid config value; the message names the key and what is valid."""
 
 
-def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+def check(ok: bool, key: str, value: Any, valid: str) -> None:
+    """Raise :class:`ConfigError` ``key=value is invalid; expected valid`` unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key}={value!r} is invalid; expected {valid}")
 
 
-@dataclass
-class SearchSpaceConfig:
-    """The cell space and the macro network used for search-time models."""
-
-    name: str = "nasnet"
-    ops: list[str] = field(default_factory=lambda: list(NASNET_OPS))
-    blocks: int = 5
-    combine: list[str] = field(default_factory=lambda: ["add"])
-    cells_per_stage: int = 1  # N of search-time models
-    channels: int = 8  # filters of the first cells of search-time models
-    stem: str = "cifar"
-
-    def __post_init__(self) -> None:
-        _check(self.blocks >= 1, "search_space.blocks", self.blocks, "an integer >= 1")
-        _check(self.cells_per_stage >= 1, "search_space.cells_per_stage", self.cells_per_stage,
-               "an integer >= 1")
-        _check(self.channels >= 1, "search_space.channels", self.channels, "an integer >= 1")
-        _check(self.stem in ("cifar", "imagenet"), "search_space.stem", self.stem,
-               "cifar or imagenet")
-
-
-@dataclass
-class StrategyConfig:
-    """Fields shared by every strategy (``name`` picks it in the registry)."""
-
-    name: str = "random"
-    max_retries: int = 100
+# -- reading a component's options from its signature -----------------------------------------
+def _signatures(target: Callable[..., Any]) -> tuple[list[tuple[inspect.Parameter, Any]], bool]:
+    """(parameter, resolved annotation) pairs a target accepts, following ``**kwargs`` up a
+    class's MRO; and whether it still takes arbitrary keywords at the end of the chain."""
+    funcs = [c.__init__ for c in inspect.getmro(target) if "__init__" in vars(c)] \
+        if inspect.isclass(target) else [target]
+    out: list[tuple[inspect.Parameter, Any]] = []
+    seen: set[str] = set()
+    for func in funcs:
+        if func is object.__init__:
+            return out, False
+        try:
+            hints = typing.get_type_hints(func)
+        except Exception:  # unresolvable annotations: no type checks for this function
+            hints = {}
+        params = list(inspect.signature(func).parameters.values())
+        for p in params:
+            if p.name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in seen:
+                continue
+            seen.add(p.name)
+            out.append((p, hints.get(p.name, Any)))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return out, False
+    return out, True
 
 
-@dataclass
-class RandomConfig(StrategyConfig):
-    name: str = "random"
+def _config_type(annotation: Any) -> Any:
+    """The nearest type OmegaConf can check (``Any`` where it cannot)."""
+    if annotation in (int, float, bool, str, Any):
+        return annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, UnionType):
+        rest = [a for a in args if a is not NoneType]
+        if len(rest) == 1:
+            inner = _config_type(rest[0])
+            return Any if inner is Any else (inner | None)
+        return Any
+    if origin in (list, tuple, set, frozenset) or (
+        origin is not None and inspect.isclass(origin) and issubclass(origin, Iterable)
+        and origin not in (str, dict)
+    ):
+        items = [a for a in args if a is not Ellipsis]
+        inner = _config_type(items[0]) if len(items) == 1 or (
+            origin is tuple and len(set(items)) == 1) else Any
+        if inner in (int, float, bool, str):
+            return list[inner]
+        return list[Any]
+    return Any
 
 
-@dataclass
-class EvolutionConfig(StrategyConfig):
-    name: str = "evolution"
-    population_size: int = 10
-    sample_size: int = 3
-    identity_prob: float = 0.0
-    # zero-cost warm start: initial population = best P of `warm_start_samples` proxy-scored
-    warm_start_proxy: str | None = None
-    warm_start_samples: int = 0
-    # proxy filter on children: propose `children_per_step`, train the best by the proxy
-    child_filter_proxy: str | None = None
-    children_per_step: int = 1
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What a component accepts: ``fields`` (name -> (type, default or MISSING)), and
+    ``open`` when it also takes arbitrary keywords (checked by the component itself)."""
 
-    def __post_init__(self) -> None:
-        _check(self.population_size >= 2, "strategy.population_size", self.population_size,
-               "an integer >= 2")
-        _check(1 <= self.sample_size <= self.population_size, "strategy.sample_size",
-               self.sample_size, f"an integer in 1..population_size ({self.population_size})")
-        _check(0.0 <= self.identity_prob < 1.0, "strategy.identity_prob", self.identity_prob,
-               "a probability in [0, 1)")
-        _check(self.children_per_step >= 1, "strategy.children_per_step",
-               self.children_per_step, "an integer >= 1")
+    fields: dict[str, tuple[Any, Any]]
+    open: bool
 
 
-@dataclass
-class ControllerConfig(StrategyConfig):
-    name: str = "ppo"
-    max_retries: int = 20
-    hidden_size: int = 100
-    lr: float = 0.00035
-    batch_size: int = 20
-    baseline_decay: float = 0.95
-    entropy_weight: float = 0.00001
-    temperature: float | None = None
-    tanh_constant: float | None = None
+def options_of(target: Callable[..., Any], runtime: Iterable[str] = ()) -> Options:
+    """The config options of ``target``: its parameters minus the ``runtime`` ones.
 
-    def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, "strategy.batch_size", self.batch_size, "an integer >= 1")
-        _check(self.lr > 0, "strategy.lr", self.lr, "a positive number")
-        _check(0.0 <= self.baseline_decay < 1.0, "strategy.baseline_decay",
-               self.baseline_decay, "a number in [0, 1)")
-
-
-@dataclass
-class PPOConfig(ControllerConfig):
-    name: str = "ppo"
-    clip: float = 0.2
-    epochs: int = 4
-
-
-@dataclass
-class ReinforceConfig(ControllerConfig):
-    name: str = "reinforce"
-    lr: float = 0.0006
-
-
-@dataclass
-class PrescreenConfig:
-    """Proxy pre-screening: score `samples` candidates with `proxy`, train the best `keep`."""
-
-    proxy: str | None = None
-    samples: int = 0
-    keep: int = 0
+    A class whose options are a dataclass of their own (``Options = SomeRecipe``, taken as
+    ``**options``) is read from that dataclass instead.
+    """
+    own = getattr(target, "Options", None)
+    if inspect.isclass(target) and own is not None and dataclasses.is_dataclass(own):
+        params, _ = _signatures(own)
+        params = [(p, a) for p, a in params if p.name not in RUNTIME_ALL]
+        explicit, _ = _signatures(target)
+        params += [(p, a) for p, a in explicit
+                   if p.kind is p.KEYWORD_ONLY and p.name not in {q.name for q, _ in params}]
+        open_ = False
+    else:
+        params, open_ = _signatures(target)
+    skip = set(runtime)
+    fields: dict[str, tuple[Any, Any]] = {}
+    for p, annotation in params:
+        if p.name in skip or p.name.startswith("_"):
+            continue
+        default = MISSING if p.default is p.empty else p.default
+        if isinstance(default, tuple):
+            default = list(default)
+        fields[p.name] = (_config_type(annotation), default)
+    for source in (own, target):  # dataclass fields with a default_factory
+        if source is not None and dataclasses.is_dataclass(source):
+            for f in dataclasses.fields(source):
+                if f.name in fields and f.default_factory is not dataclasses.MISSING:
+                    fields[f.name] = (fields[f.name][0], f.default_factory())
+    return Options(fields, open_)
 
 
-@dataclass
-class ProxyConfig:
-    """How a candidate is estimated: ``train`` (train-and-test) or a zero-cost proxy."""
-
-    name: str = "train"
-    # train-and-test (low fidelity during search)
-    epochs: int = 1
-    batch_size: int = 64
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 0.0003
-    nesterov: bool = True
-    data_fraction: float = 0.5
-    max_steps: int | None = None
-    eval_batch_size: int = 256
-    grad_clip: float = 5.0
-    augment: bool = False
-    bn_recalibration_batches: int = 8
-    # zero-cost proxies
-    proxy_batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "proxy.epochs", self.epochs, "an integer >= 1")
-        _check(self.batch_size >= 1, "proxy.batch_size", self.batch_size, "an integer >= 1")
-        _check(0.0 < self.data_fraction <= 1.0, "proxy.data_fraction", self.data_fraction,
-               "a fraction in (0, 1]")
-        _check(self.lr > 0, "proxy.lr", self.lr, "a positive number")
+def _schema(name: str, options: Options) -> type:
+    specs = []
+    for key, (tp, default) in options.fields.items():
+        if isinstance(default, list | dict):
+            specs.append((key, tp, dataclasses.field(default_factory=lambda d=default: list(d)
+                                                       if isinstance(d, list) else dict(d))))
+        elif default is MISSING or isinstance(default, int | float | str | bool | NoneType):
+            specs.append((key, tp, dataclasses.field(default=default)))
+        else:  # an object default (a callable, say) is not a config value
+            specs.append((key, Any, dataclasses.field(default=None)))
+    return dataclasses.make_dataclass(name.replace(".", "_") or "component", specs)
 
 
-@dataclass
-class DatasetConfig:
-    name: str = "mnist5k"
-    root: str = "~/.cache/nascli/data"
-    download: bool = False
-    val_fraction: float = 0.2
-    fraction: float = 1.0
-    image_size: int | None = None
-    # synthetic data
-    num_samples: int = 2000
-    num_classes: int = 10
-    channels: int = 3
-    # augmentation used by train-final (and by search if proxy.augment)
-    crop_padding: int | None = None  # None: the dataset's own default
-    flip: bool | None = None
-    cutout: int | None = None
+def locate(path: str, where: str) -> Callable[..., Any]:
+    """The class or function a ``_target_`` names; one line if it cannot be imported."""
+    from hydra.utils import get_object
 
-    def __post_init__(self) -> None:
-        _check(0.0 < self.val_fraction < 1.0, "dataset.val_fraction", self.val_fraction,
-               "a fraction in (0, 1)")
-        _check(0.0 < self.fraction <= 1.0, "dataset.fraction", self.fraction,
-               "a fraction in (0, 1]")
+    try:
+        return get_object(path)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{where}._target_={path!r} cannot be imported ({reason})") from None
 
 
-@dataclass
-class DeviceConfig:
-    name: str = "auto"
-    gpus: list[int] = field(default_factory=list)
-    amp: str = "none"
-    channels_last: bool = True
-    cudnn_benchmark: bool = True
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.name in ("auto", "cpu", "cuda", "mps"), "device.name", self.name,
-               "auto, cpu, cuda or mps")
-        _check(self.amp in ("none", "bf16", "fp16"), "device.amp", self.amp, "none, bf16 or fp16")
+def _fail(group: str, exc: OmegaConfBaseException) -> ConfigError:
+    msg = str(exc).splitlines()[0].strip()
+    key = getattr(exc, "full_key", None)
+    return ConfigError(f"{group}.{key}: {msg}" if key else f"{group}: {msg}")
 
 
-@dataclass
-class ExecutorConfig:
-    name: str = "local"
-    workers: int = 1
+def component_options(node: DictConfig, group: str) -> tuple[str, dict[str, Any]]:
+    """Validate a group node against its ``_target_``; returns (target path, typed options).
 
-    def __post_init__(self) -> None:
-        _check(self.name in ("local", "pool"), "executor.name", self.name, "local or pool")
-        _check(self.workers >= 1, "executor.workers", self.workers, "an integer >= 1")
-
-
-@dataclass
-class BudgetConfig:
-    evaluations: int | None = 24
-    seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.evaluations is None or self.evaluations >= 1, "budget.evaluations",
-               self.evaluations, "an integer >= 1 or null")
-        _check(self.seconds is None or self.seconds > 0, "budget.seconds", self.seconds,
-               "a positive number or null")
-        _check(self.evaluations is not None or self.seconds is not None, "budget",
-               "both null", "at least one of evaluations and seconds")
-
-
-@dataclass
-class TrainFinalConfig:
-    """The full training recipe of ``train-final``."""
-
-    epochs: int = 10
-    batch_size: int = 96
-    lr: float = 0.025
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 0.0003
-    label_smoothing: float = 0.1
-    grad_clip: float = 5.0
-    auxiliary: bool = True
-    auxiliary_weight: float = 0.4
-    drop_path: float = 0.2
-    cells_per_stage: int = 2
-    channels: int = 16
-    stem: str = "cifar"
-    eval_batch_size: int = 256
-    max_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "train.epochs", self.epochs, "an integer >= 1")
-        _check(0.0 <= self.drop_path < 1.0, "train.drop_path", self.drop_path, "in [0, 1)")
-        _check(0.0 <= self.label_smoothing < 1.0, "train.label_smoothing",
-               self.label_smoothing, "in [0, 1)")
-        _check(self.stem in ("cifar", "imagenet"), "train.stem", self.stem, "cifar or imagenet")
+    Raises :class:`ConfigError` on a missing ``_target_``, an unknown key (listing the valid
+    ones) or a value of the wrong type.
+    """
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"{group}: the option has no _target_ (a component class or function)")
+    path = str(node["_target_"])
+    target = locate(path, group)
+    options = options_of(target, RUNTIME.get(group, ()))
+    try:
+        plain = OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException as exc:
+        raise _fail(group, exc) from None
+    given = {k: v for k, v in plain.items() if not str(k).startswith("_")}
+    known = {k: v for k, v in given.items() if k in options.fields}
+    extra = {k: v for k, v in given.items() if k not in options.fields}
+    if extra and not options.open:
+        bad = sorted(map(str, extra))[0]
+        raise ConfigError(f"{group}.{bad}: unknown key; valid keys of {path}: "
+                          f"{', '.join(options.fields) or '(none)'}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(_schema(group, options)),
+                                 OmegaConf.create(known))
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(f"{group}.{missing[0]}: missing value (set {group}.{missing[0]}=...)")
+        values = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise _fail(group, exc) from None
+    missing = sorted(k for k, v in extra.items() if v == "???")
+    if missing:
+        raise ConfigError(f"{group}.{missing[0]}: missing value (set {group}.{missing[0]}=...)")
+    values.update(extra)
+    return path, values
 
 
-GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "search_space": {"*": SearchSpaceConfig},
-    "strategy": {"random": RandomConfig, "evolution": EvolutionConfig, "ppo": PPOConfig,
-                 "reinforce": ReinforceConfig},
-    "proxy": {"*": ProxyConfig},
-    "dataset": {"*": DatasetConfig},
-    "device": {"*": DeviceConfig},
-    "executor": {"*": ExecutorConfig},
-}
-TOP_SCHEMAS: dict[str, type] = {
-    "budget": BudgetConfig,
-    "prescreen": PrescreenConfig,
-    "train": TrainFinalConfig,
-}
+def instantiate(node: DictConfig, group: str, **runtime: Any) -> Any:
+    """Create the component of a group node with Hydra's ``instantiate``.
+
+    ``runtime`` keywords are passed as they are (objects, tensors). A ``ValueError`` or
+    ``TypeError`` raised by the constructor is a bad option: re-raised as one-line
+    :class:`ConfigError` unless it already is a user error type.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    path, values = component_options(node, group)
+    spec = OmegaConf.create({"_target_": path, **values})
+    try:
+        factory = hydra_instantiate(spec, _partial_=True, _convert_="all")
+        return factory(**runtime)
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(_keyed(group, str(cause).splitlines()[0])) from None
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(_keyed(group, str(exc).splitlines()[0])) from None
 
 
-def _to_object(schema: type, node: Any, key: str) -> Any:
+def _keyed(group: str, message: str) -> str:
+    """``group.key=value ...`` for a constructor's ``[name: ]key=value is invalid`` message."""
+    prefix, sep, rest = message.partition(": ")
+    if sep and prefix.isidentifier() and rest.split("=", 1)[0].isidentifier() and "=" in rest:
+        message = rest  # "evolution: sample_size=50 ..." -> "sample_size=50 ..."
+    head = message.split("=", 1)[0]
+    if "=" in message and head.isidentifier():
+        return f"{group}.{message}"
+    return f"{group}: {message}"
+
+
+def option_name(cfg: DictConfig, group: str) -> str:
+    """The name of the group's option: Hydra's choice (``strategy=evolution``) when known,
+    else the target's ``name`` attribute or its last dotted part."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice:
+            return str(choice)
+    except Exception:  # outside a Hydra run (Compose API, Python callers)
+        pass
+    node = cfg[group]
+    if "name" in node and isinstance(node["name"], str):
+        return str(node["name"])
+    return str(node["_target_"]).rsplit(".", 1)[-1]
+
+
+# -- plain sections (budget, prescreen, ...) -------------------------------------------------
+def section(schema: type, node: Any, key: str) -> Any:
+    """Merge a plain config section into its dataclass (``__post_init__`` checks ranges)."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
         return OmegaConf.to_object(merged)
     except ConfigError:
         raise
     except OmegaConfBaseException as exc:
-        # OmegaConf's first line names the key and the problem; drop its multi-line context
-        msg = str(exc).splitlines()[0].strip()
-        full_key = getattr(exc, "full_key", None)
-        where = f"{key}.{full_key}" if full_key else key
-        raise ConfigError(f"{where}: {msg}") from None
-
-
-def validate(cfg: DictConfig) -> dict[str, Any]:
-    """Validate a composed config; returns ``{group: dataclass instance}`` for known groups."""
-    out: dict[str, Any] = {}
-    for group, schemas in GROUP_SCHEMAS.items():
-        if group not in cfg:
-            continue
-        node = cfg[group]
-        name = node.get("name", "*") if isinstance(node, DictConfig) else "*"
-        schema = schemas.get(name) or schemas.get("*")
-        if schema is None:
-            raise ConfigError(
-                f"{group}.name={name!r} is unknown; valid: {', '.join(sorted(schemas))}"
-            )
-        out[group] = _to_object(schema, node, group)
-    for key, schema in TOP_SCHEMAS.items():
-        if key in cfg and cfg[key] is not None:
-            out[key] = _to_object(schema, cfg[key], key)
-    return out
+        raise _fail(key, exc) from None
+    except ValueError as exc:  # a range check of the section's own __post_init__
+        raise ConfigError(_keyed(key, str(exc).splitlines()[0])) from None
 
 
 def config_dir() -> Path:

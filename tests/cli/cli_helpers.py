@@ -11,6 +11,9 @@ TINY = [
     "device=cpu", "progress=off",
 ]
 
+#: the same for zero-cost proxies (no training keys)
+TINY_ZC = [o for o in TINY if not o.startswith("proxy.")]
+
 
 def run_dirs(root: Path, command: str = "search") -> list[Path]:
     """Run directories written under ``root/outputs/<command>``."""

@@ -30,4 +30,4 @@ def indexed_dataset() -> Iterator[str]:
 
     register_dataset("indexed")(build)
     yield "indexed"
-    del DATASETS["indexed"]
+    DATASETS.unregister("indexed")

@@ -20,9 +20,9 @@ def cached(name: str) -> DataSplits:
 
 # name -> (train, val, test, channels, (H, W)) at the default options
 OFFLINE = {
-    "mnist5k": (3600, 400, 1000, 1, (28, 28)),
-    "digits": (1294, 144, 359, 1, (28, 28)),
-    "synthetic": (1440, 160, 400, 3, (32, 32)),
+    "mnist5k": (3200, 800, 1000, 1, (28, 28)),
+    "digits": (1150, 288, 359, 1, (28, 28)),
+    "synthetic": (1280, 320, 400, 3, (32, 32)),
 }
 
 
@@ -58,7 +58,7 @@ def test_offline_dataset_shapes_classes_and_normalisation(name):
 
 def test_mnist5k_is_stratified():
     d = cached("mnist5k")
-    for split, per_class in ((d.train, 360), (d.val, 40), (d.test, 100)):
+    for split, per_class in ((d.train, 320), (d.val, 80), (d.test, 100)):
         assert torch.bincount(split.labels).tolist() == [per_class] * 10
 
 

@@ -26,7 +26,7 @@ class CountOps:
         self.calls = 0
         self.fail_on, self.interrupt_on = set(fail_on), interrupt_on
 
-    def __call__(self, g):
+    def __call__(self, g, seed=None):
         self.calls += 1
         if self.interrupt_on is not None and self.calls == self.interrupt_on:
             raise KeyboardInterrupt
@@ -35,13 +35,13 @@ class CountOps:
         ops = [o for cell in (g.normal, g.reduce) for b in cell.blocks for o in b.ops]
         score = sum(o.startswith("sep_conv") for o in ops) / len(ops)
         return Estimate(score=score, metrics={"val_acc": score}, params=1000 + self.calls,
-                        flops=10_000, seconds=0.01, epochs=1.0)
+                        macs=10_000, seconds=0.01, epochs=1.0)
 
 
 def _search(tmp_path, strategy="evolution", budget=10, estimator=None, **kw):
     strat = build(strategy, SPACE, seed=3, **({"population_size": 4, "sample_size": 2}
                                               if strategy == "evolution" else {}))
-    return Search(SPACE, strat, LocalExecutor(estimator or CountOps()), Budget(budget),
+    return Search(SPACE, strat, LocalExecutor.wrap(estimator or CountOps()), Budget(budget),
                   run_dir=RunDir(tmp_path), **kw)
 
 
@@ -68,7 +68,7 @@ def test_failed_evaluations_are_recorded_and_the_search_goes_on(tmp_path):
 
 def test_an_estimator_crash_is_a_failed_evaluation(tmp_path):
     class Crashes(CountOps):
-        def __call__(self, g):
+        def __call__(self, g, seed=None):
             if self.calls == 1:
                 self.calls += 1
                 raise RuntimeError("CUDA error: an illegal memory access")
@@ -81,7 +81,7 @@ def test_an_estimator_crash_is_a_failed_evaluation(tmp_path):
 
 def test_time_budget(tmp_path):
     strat = build("random", SPACE, seed=0)
-    result = Search(SPACE, strat, LocalExecutor(CountOps()), Budget(seconds=0.3),
+    result = Search(SPACE, strat, LocalExecutor.wrap(CountOps()), Budget(seconds=0.3),
                     run_dir=RunDir(tmp_path)).run()
     assert result.stopped_because == "time budget reached" and len(result.history) > 3
 

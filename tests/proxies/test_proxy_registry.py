@@ -54,7 +54,7 @@ def test_user_proxy_is_guarded(small_net, batch, check_unchanged):
         assert compute("vandal", small_net, *batch) == 1.5
         done()
     finally:
-        PROXIES.pop("vandal")
+        PROXIES.unregister("vandal")
 
 
 def test_failing_proxy_restores_and_raises(small_net, batch, check_unchanged):
@@ -71,4 +71,4 @@ def test_failing_proxy_restores_and_raises(small_net, batch, check_unchanged):
             compute("broken", small_net, *batch)
         done()
     finally:
-        PROXIES.pop("broken")
+        PROXIES.unregister("broken")

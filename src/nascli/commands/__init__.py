@@ -19,26 +19,15 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from nascli.config import ConfigError, config_dir
+from nascli.config import config_dir
+from nascli.errors import UserError, user_error_types
 
 log = logging.getLogger("nascli")
 
 USER_ERROR_CODE = 2
 
 
-class UserError(RuntimeError):
-    """An error the user can fix; shown as one line, no traceback."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from nascli.commands.common import ArchError
-    from nascli.data import DatasetError
-    from nascli.spaces import SpaceError
-    from nascli.strategies import StrategyError
-    from nascli.training.device import DeviceError
-
-    return (ConfigError, SpaceError, ArchError, DatasetError, DeviceError, StrategyError,
-            UserError)
+__all__ = ["USER_ERROR_CODE", "UserError", "guarded", "one_line", "run_hydra"]
 
 
 def guarded(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -48,7 +37,7 @@ def guarded(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     def wrapper(cfg: DictConfig) -> Any:
         try:
             return task(cfg)
-        except _user_errors() as exc:
+        except user_error_types() as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             record = logging.LogRecord("nascli", logging.ERROR, "", 0, message, None, None)
             for handler in logging.getLogger().handlers:  # the run's log file records it too

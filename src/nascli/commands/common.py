@@ -1,87 +1,94 @@
-"""Turning validated configs into library objects: space, data, device, estimator, ARCH."""
+"""From a composed config to library objects: space, device, data, estimator, strategy, ARCH.
+
+Each group node is created with :func:`nascli.config.instantiate` (Hydra's ``instantiate`` on
+its ``_target_``), so built-in options and a user's own components take the same path.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
-from nascli.config import DatasetConfig, DeviceConfig, ProxyConfig, SearchSpaceConfig
-from nascli.data import DataSplits, load_dataset
-from nascli.data.registry import dataset_options
-from nascli.data.splits import AugmentSpec
-from nascli.estimators.proxy import ProxyEstimator
-from nascli.estimators.train import NetworkSettings, TrainEstimator, TrainSettings
+from nascli.config import instantiate
+from nascli.data import DataSplits
+from nascli.errors import UserError
 from nascli.genotypes import PUBLISHED, get_genotype, load_genotype, published_space
-from nascli.spaces import SearchSpace, SpaceError, get_space
-from nascli.training.device import setup_device
+from nascli.spaces import SearchSpace, SpaceError
+from nascli.training.device import Device
 
 log = logging.getLogger("nascli")
 
 
-class ArchError(ValueError):
+class ArchError(UserError):
     """ARCH names no built-in cell, genotype file, run directory or checkpoint."""
 
 
-def build_space(cfg: SearchSpaceConfig) -> SearchSpace:
-    """The search space of a ``search_space`` config."""
-    return get_space(cfg.name, ops=list(cfg.ops), blocks=cfg.blocks, combine=list(cfg.combine))
+def build_space(cfg: DictConfig) -> SearchSpace:
+    """The search space of ``cfg.search_space``."""
+    space = instantiate(cfg.search_space, "search_space")
+    if not isinstance(space, SearchSpace):
+        raise UserError(f"search_space: {cfg.search_space._target_} made a "
+                        f"{type(space).__name__}, not a nascli.spaces.SearchSpace")
+    return space
 
 
-def network_settings(cfg: SearchSpaceConfig) -> NetworkSettings:
-    """Macro-network settings of search-time models."""
-    return NetworkSettings(cells_per_stage=cfg.cells_per_stage, channels=cfg.channels,
-                           stem=cfg.stem)
+def build_device(cfg: DictConfig) -> tuple[Device, torch.device]:
+    """The ``device`` settings and the resolved torch device (settings applied)."""
+    settings = instantiate(cfg.device, "device")
+    return settings, settings.setup()
 
 
-def load_data(cfg: DatasetConfig, seed: int) -> DataSplits:
-    """Load the dataset of a ``dataset`` config (train/val split seeded by ``seed``)."""
-    extra = {}
-    accepted = set(dataset_options(cfg.name))
-    for key in ("num_samples", "num_classes", "channels"):
-        if key in accepted:
-            extra[key] = getattr(cfg, key)
-    return load_dataset(
-        cfg.name, root=cfg.root, download=cfg.download, val_fraction=cfg.val_fraction,
-        seed=seed, fraction=cfg.fraction, image_size=cfg.image_size, **extra,
-    )
+def load_data(cfg: DictConfig, seed: int) -> DataSplits:
+    """The dataset of ``cfg.dataset`` (train/val split seeded by ``seed``)."""
+    from nascli.data.registry import RawData, finish_raw
+
+    data = instantiate(cfg.dataset, "dataset", seed=seed)
+    if isinstance(data, RawData):  # a user's builder given directly as _target_
+        data = finish_raw(data, name=str(cfg.dataset._target_), seed=seed)
+    if not isinstance(data, DataSplits):
+        raise UserError(f"dataset: {cfg.dataset._target_} returned {type(data).__name__}, not "
+                        "DataSplits or RawData")
+    return data
 
 
-def augment_spec(cfg: DatasetConfig, data: DataSplits) -> AugmentSpec:
-    """The dataset's default augmentation with the config's overrides applied."""
-    d = data.augment
-    return AugmentSpec(
-        crop_padding=d.crop_padding if cfg.crop_padding is None else cfg.crop_padding,
-        flip=d.flip if cfg.flip is None else cfg.flip,
-        cutout=d.cutout if cfg.cutout is None else cfg.cutout,
-    )
+def build_estimator(cfg: DictConfig, space: SearchSpace, data: DataSplits, settings: Device,
+                    device: torch.device, seed: int) -> Any:
+    """The estimator of ``cfg.proxy`` (train-and-test, a proxy, or a user's own)."""
+    return instantiate(cfg.proxy, "proxy", space=space, data=data, device=device,
+                       amp=settings.amp, channels_last=settings.channels_last, seed=seed)
 
 
-def setup(cfg: DeviceConfig) -> torch.device:
-    """Resolve the device of a ``device`` config and apply its settings."""
-    return setup_device(cfg.name, list(cfg.gpus), cfg.threads, cfg.cudnn_benchmark)
+class EstimatorFactory:
+    """Builds a run's estimator from its config, in this process or inside a pool worker.
+
+    Picklable: a worker process rebuilds device, data and space from the config; in the
+    main process the already built objects are reused.
+    """
+
+    def __init__(self, cfg: DictConfig, seed: int, built: tuple[Any, ...] | None = None) -> None:
+        self.cfg = OmegaConf.to_container(cfg, resolve=True)
+        self.seed = seed
+        self._built = built
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cfg": self.cfg, "seed": self.seed, "_built": None}
+
+    def __call__(self) -> Any:
+        cfg = OmegaConf.create(self.cfg)
+        if self._built is not None:
+            space, data, settings, device = self._built
+        else:
+            settings, device = build_device(cfg)
+            space, data = build_space(cfg), load_data(cfg, self.seed)
+        return build_estimator(cfg, space, data, settings, device, self.seed)
 
 
-def build_estimator(
-    proxy: ProxyConfig, space_cfg: SearchSpaceConfig, data: DataSplits, device: torch.device,
-    device_cfg: DeviceConfig, seed: int,
-) -> TrainEstimator | ProxyEstimator:
-    """``proxy=train`` gives a train-and-test estimator; any other name a zero-cost one."""
-    net = network_settings(space_cfg)
-    if proxy.name == "train":
-        settings = TrainSettings(**{f.name: getattr(proxy, f.name) for f in fields(TrainSettings)})
-        amp = device_cfg.amp
-        return TrainEstimator(data, settings, net, device=device, amp=amp,
-                              channels_last=device_cfg.channels_last, seed=seed)
-    return ProxyEstimator(proxy.name, data, net, device=device,
-                          batch_size=proxy.proxy_batch_size, seed=seed)
-
-
-def resolve_arch(arch: str, space: SearchSpace | None = None) -> tuple[Any, SearchSpace, str]:
+def resolve_arch(arch: str) -> tuple[Any, SearchSpace, str]:
     """``(genotype, space, description)`` for a built-in name, genotype JSON or run directory."""
     key = arch.lower().replace("_", "-")
     if key in PUBLISHED:
@@ -91,7 +98,10 @@ def resolve_arch(arch: str, space: SearchSpace | None = None) -> tuple[Any, Sear
         best = path / "best.json"
         if not best.is_file():
             raise ArchError(f"{path}: run directory has no best.json (no finished evaluation?)")
-        genotype, space = load_genotype(best)
+        try:
+            genotype, space = load_genotype(best)
+        except SpaceError as exc:
+            raise ArchError(str(exc)) from None
         return genotype, space, f"best genotype of run {path}"
     if path.suffix == ".json" or path.is_file():
         if not path.exists():

@@ -12,17 +12,16 @@ from omegaconf import DictConfig
 from rich.table import Table
 from scipy import stats
 
-from nascli.commands import UserError
-from nascli.commands.common import build_estimator, build_space, load_data, network_settings, setup
-from nascli.config import validate
+from nascli.commands.common import EstimatorFactory, build_device, build_space, load_data
 from nascli.engine.console import console
 from nascli.engine.rundir import HISTORY, RunDir, now_iso, read_history
+from nascli.errors import UserError
 from nascli.estimators.proxy import ProxyEstimator
 from nascli.proxies import PROXIES
 
 log = logging.getLogger("nascli.correlate")
 
-BASELINES = ("params", "flops")
+BASELINES = ("params", "macs")
 
 
 def rank_correlations(proxy_scores: list[float], accuracies: list[float]) -> dict[str, Any]:
@@ -38,25 +37,25 @@ def rank_correlations(proxy_scores: list[float], accuracies: list[float]) -> dic
             "kendall": float(tau), "kendall_p": float(p_tau)}
 
 
-def _trained(cfg: DictConfig, parts: dict[str, Any], space: Any, data: Any, device: Any,
-             run_dir: RunDir) -> list[tuple[Any, float]]:
+def _trained(cfg: DictConfig, built: tuple[Any, ...], run_dir: RunDir
+             ) -> list[tuple[Any, float]]:
     """(genotype, accuracy) pairs: from an existing run, or trained here."""
     if cfg.from_run:
         path = Path(str(cfg.from_run)).expanduser()
         rows = read_history(path / HISTORY)
         if not rows:
             raise UserError(f"from_run={path}: no {HISTORY} with evaluations")
-        return [(space.from_json(r["genotype"]), r["score"]) for r in rows
+        return [(built[0].from_json(r["genotype"]), r["score"]) for r in rows
                 if r["status"] == "ok"]
     from nascli.engine.executors import LocalExecutor
     from nascli.engine.search import Budget, Search
     from nascli.strategies import build
 
-    estimator = build_estimator(parts["proxy"], parts["search_space"], data, device,
-                                parts["device"], int(cfg.seed))
-    search = Search(space, build("random", space, int(cfg.seed)), LocalExecutor(estimator),
+    space, seed = built[0], int(cfg.seed)
+    search = Search(space, build("random", space, seed),
+                    LocalExecutor(EstimatorFactory(cfg, seed, built=built)),
                     Budget(int(cfg.samples)), run_dir=run_dir,
-                    progress=str(cfg.progress) == "on")
+                    progress=str(cfg.progress) == "on", seed=seed)
     result = search.run()
     return [(space.from_json(r["genotype"]), r["score"]) for r in result.history
             if r["status"] == "ok"]
@@ -66,26 +65,24 @@ def correlate_task(cfg: DictConfig) -> dict[str, Any]:
     """The Hydra task of ``nascli correlate``."""
     from hydra.core.hydra_config import HydraConfig
 
-    parts = validate(cfg)
     unknown = [p for p in cfg.proxies if p not in PROXIES]
     if unknown:
         raise UserError(f"proxies: unknown {', '.join(map(str, unknown))}; valid: "
-                        f"{', '.join(sorted(PROXIES))}")
-    space = build_space(parts["search_space"])
-    device = setup(parts["device"])
+                        f"{', '.join(PROXIES.names())}")
+    space = build_space(cfg)
+    settings, device = build_device(cfg)
     seed = int(cfg.seed)
-    data = load_data(parts["dataset"], seed)
+    data = load_data(cfg, seed)
     run_dir = RunDir(HydraConfig.get().runtime.output_dir)
-    pairs = _trained(cfg, parts, space, data, device, run_dir)
+    pairs = _trained(cfg, (space, data, settings, device), run_dir)
     if len(pairs) < 3:
         raise UserError(f"only {len(pairs)} trained architectures; correlations need >= 3")
     accuracies = [a for _, a in pairs]
     names = list(dict.fromkeys([*map(str, cfg.proxies), *BASELINES]))
-    net = network_settings(parts["search_space"])
     scores: dict[str, list[float | None]] = {}
     for name in names:
-        estimator = ProxyEstimator(name, data, net, device=device,
-                                   batch_size=parts["proxy"].proxy_batch_size, seed=seed)
+        estimator = ProxyEstimator(space, data, device=device, seed=seed, name=name,
+                                   batch_size=int(cfg.proxy_batch_size))
         values = []
         for i, (g, _) in enumerate(pairs):
             est = estimator(g, seed=seed + i)
@@ -129,7 +126,7 @@ def _plots(out: Path, names: list[str], scores: dict[str, list], accuracies: lis
         if xs:
             ax.scatter(*zip(*xs, strict=True), s=14)
         ax.set(xlabel=name, ylabel="validation accuracy", title=f"{name} vs accuracy")
-        if name in ("params", "flops") and xs and min(s for s, _ in xs) > 0:
+        if name in BASELINES and xs and min(s for s, _ in xs) > 0:
             ax.set_xscale("log")
         fig.tight_layout()
         fig.savefig(folder / f"{name}.png", dpi=110)

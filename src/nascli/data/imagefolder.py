@@ -75,7 +75,6 @@ def imagefolder(
     image_size: tuple[int, int] | None,
     channels: int = 3,
     test_fraction: float = 0.2,
-    flip: bool = True,
     workers: int = 8,
 ) -> RawData:
     """Images under ``root`` (see module docstring), resized to ``image_size`` (default 32x32).
@@ -109,7 +108,7 @@ def imagefolder(
         val=part("val") if split_layout else None,
         test=part("test") if split_layout else None,
         num_classes=len(classes),
-        augment=AugmentSpec(crop_padding=max(size[0] // 8, 1), flip=flip, cutout=0),
+        augment=AugmentSpec(crop_padding=max(size[0] // 8, 1), flip=True, cutout=0),
         test_fraction=test_fraction,
         classes=tuple(classes),
     )

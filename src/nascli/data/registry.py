@@ -28,6 +28,7 @@ from nascli.data.splits import (
     fingerprint,
     stratified_split,
 )
+from nascli.registry import Registry, UnknownNameError
 
 DEFAULT_ROOT = "~/.cache/nascli/data"
 
@@ -51,10 +52,12 @@ class RawData:
     val: tuple[Tensor, Tensor] | None = None
     test_fraction: float = 0.2
     classes: tuple[str, ...] = field(default=())
+    #: the dataset's own default share of train that becomes val (``val_fraction=null``)
+    val_fraction: float = 0.1
 
 
 Builder = Callable[..., RawData]
-DATASETS: dict[str, Builder] = {}
+DATASETS: Registry[Builder] = Registry("dataset")
 
 
 def register_dataset(name: str) -> Callable[[Builder], Builder]:
@@ -67,8 +70,7 @@ def register_dataset(name: str) -> Callable[[Builder], Builder]:
     def deco(builder: Builder) -> Builder:
         if name in DATASETS and DATASETS[name] is not builder:
             raise ValueError(f"dataset {name!r} is already registered")
-        DATASETS[name] = builder
-        return builder
+        return DATASETS.register(name, builder)
 
     return deco
 
@@ -82,20 +84,28 @@ def dataset_options(name: str) -> list[str]:
 def load_dataset(
     name: str,
     *,
-    root: str | Path = DEFAULT_ROOT,
-    download: bool = False,
-    val_fraction: float = 0.1,
     seed: int = 0,
+    root: str = DEFAULT_ROOT,
+    download: bool = False,
+    val_fraction: float | None = None,
     fraction: float = 1.0,
-    image_size: int | tuple[int, int] | None = None,
+    image_size: int | None = None,
+    crop_padding: int | None = None,
+    flip: bool | None = None,
+    cutout: int | None = None,
     **options: Any,
 ) -> DataSplits:
     """Load dataset ``name`` as train/val/test tensor splits.
 
-    ``val_fraction`` of the training data (stratified, seeded by ``seed``) becomes ``val``, unless
-    the data ships its own val part. ``fraction`` keeps a seeded stratified share of ``train``
-    only (low-fidelity search; val and test are unchanged). Normalisation statistics come from
-    the whole train part before ``fraction``, so every fidelity sees the same pixel scale.
+    ``name`` is a registered dataset, or the dotted path of a builder function in a user module
+    (``mymodule.stripes``: imported, then used like a registered one). ``val_fraction`` of the
+    training data (stratified, seeded by ``seed``; ``None``: the dataset's own default) becomes
+    ``val``, unless the data ships its own val part. ``crop_padding``, ``flip`` and ``cutout``
+    replace the dataset's default augmentation (``None`` keeps it); it is applied where training
+    asks for augmentation (train-final, or ``proxy.augment=true``). ``fraction`` keeps a seeded
+    stratified share of ``train`` only (low-fidelity search; val and test are unchanged).
+    Normalisation statistics come from the whole train part before ``fraction``, so every
+    fidelity sees the same pixel scale.
     ``options`` are dataset-specific (see ``dataset_options(name)``).
     """
     builder = _builder(name)
@@ -108,10 +118,34 @@ def load_dataset(
         )
     if not 0.0 < fraction <= 1.0:
         raise DatasetError(f"{name}: fraction must be in (0, 1], got {fraction}")
-    if not 0.0 <= val_fraction < 1.0:
+    if val_fraction is not None and not 0.0 <= val_fraction < 1.0:
         raise DatasetError(f"{name}: val_fraction must be in [0, 1), got {val_fraction}")
+    for key, value in (("crop_padding", crop_padding), ("cutout", cutout)):
+        if value is not None and value < 0:
+            raise DatasetError(f"{name}: {key} must be >= 0 or null, got {value}")
 
     raw = builder(Path(root).expanduser(), download, as_size(image_size), **options)
+    return finish_raw(raw, name=name, seed=seed, val_fraction=val_fraction, fraction=fraction,
+                      crop_padding=crop_padding, flip=flip, cutout=cutout)
+
+
+def finish_raw(
+    raw: RawData, *, name: str, seed: int = 0, val_fraction: float | None = None,
+    fraction: float = 1.0, crop_padding: int | None = None, flip: bool | None = None,
+    cutout: int | None = None,
+) -> DataSplits:
+    """Split a builder's :class:`RawData` the same way for every dataset (see
+    :func:`load_dataset`): fixed test split, seeded val split, low-fidelity fraction."""
+    if not isinstance(raw, RawData):
+        raise DatasetError(f"{name}: the builder returned {type(raw).__name__}, not RawData")
+    if val_fraction is None:
+        val_fraction = raw.val_fraction
+    d = raw.augment
+    augment = AugmentSpec(
+        crop_padding=d.crop_padding if crop_padding is None else crop_padding,
+        flip=d.flip if flip is None else flip,
+        cutout=d.cutout if cutout is None else cutout,
+    )
     pool = raw.train
     if raw.test is None:
         keep, held = stratified_split(pool[1].numpy(), raw.test_fraction, TEST_SPLIT_SEED)
@@ -143,18 +177,29 @@ def load_dataset(
         in_channels=int(images.shape[1]),
         image_size=(int(images.shape[2]), int(images.shape[3])),
         fingerprint=fingerprint(name, parts),
-        augment=raw.augment,
+        augment=augment,
         classes=raw.classes or tuple(str(i) for i in range(raw.num_classes)),
     )
 
 
 def _builder(name: str) -> Builder:
-    try:
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise DatasetError(
-            f"unknown dataset {name!r}; registered: {', '.join(sorted(DATASETS))}"
-        ) from None
+    if "." in name:  # a user's builder function, by dotted path
+        from importlib import import_module
+
+        module, _, attr = name.rpartition(".")
+        try:
+            builder = getattr(import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise DatasetError(f"dataset {name!r} cannot be imported ({exc})") from None
+        if not callable(builder):
+            raise DatasetError(f"dataset {name!r} is not a builder function")
+        return builder
+    try:
+        return DATASETS.get(name)
+    except UnknownNameError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def _take(part: tuple[Tensor, Tensor], idx: np.ndarray) -> tuple[Tensor, Tensor]:

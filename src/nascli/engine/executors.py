@@ -1,8 +1,11 @@
 """Where candidate evaluations run: in this process, or in a pool of worker processes.
 
-A pool worker is pinned to one GPU (``CUDA_VISIBLE_DEVICES``) when GPUs are given, so one box
-with several GPUs evaluates several candidates at once. Workers build their estimator once from
-a picklable factory.
+Every executor is built from a picklable ``factory`` that makes the estimator (once per
+process) and the GPU indices the run may use: ``Executor(factory, gpus=None, **options)``, with
+``submit(genotype, seed) -> Future`` of ``(Estimate, worker name)``, ``workers`` and
+``shutdown()``. A pool worker is pinned to one GPU (``CUDA_VISIBLE_DEVICES``) when GPUs are
+given, so one box with several GPUs evaluates several candidates at once. ``EXECUTORS`` names
+the built-in ones; the ``executor`` config group may name any class with ``_target_``.
 """
 
 from __future__ import annotations
@@ -14,24 +17,30 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from nascli.estimators.base import Estimate, Estimator
+from nascli.registry import Registry
 
 _WORKER_ESTIMATOR: Estimator | None = None
 _WORKER_NAME = "local"
 
 
 class LocalExecutor:
-    """Runs each evaluation at once, in this process."""
+    """Runs each evaluation at once, in this process (``gpus`` is unused: the run's device)."""
 
     workers = 1
 
-    def __init__(self, estimator: Estimator) -> None:
-        self.estimator = estimator
+    def __init__(self, factory: Callable[[], Estimator], gpus: list[int] | None = None) -> None:
+        self.estimator = factory()
 
-    def submit(self, genotype: Any) -> Future:
+    @classmethod
+    def wrap(cls, estimator: Estimator) -> LocalExecutor:
+        """An executor around an estimator that already exists (Python API)."""
+        return cls(lambda: estimator)
+
+    def submit(self, genotype: Any, seed: int | None = None) -> Future:
         """Evaluate now; returns a finished future of ``(Estimate, worker name)``."""
         future: Future = Future()
         try:
-            future.set_result((self.estimator(genotype), "local"))
+            future.set_result((self.estimator(genotype, seed=seed), "local"))
         except BaseException as exc:  # KeyboardInterrupt must reach the engine
             if not isinstance(exc, Exception):
                 raise
@@ -55,18 +64,22 @@ def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int 
     _WORKER_ESTIMATOR = factory()
 
 
-def _evaluate_in_worker(genotype: Any) -> tuple[Estimate, str]:
+def _evaluate_in_worker(genotype: Any, seed: int | None) -> tuple[Estimate, str]:
     assert _WORKER_ESTIMATOR is not None, "worker was not initialised"
-    return _WORKER_ESTIMATOR(genotype), _WORKER_NAME
+    return _WORKER_ESTIMATOR(genotype, seed=seed), _WORKER_NAME
 
 
 class PoolExecutor:
     """A process pool: one worker per GPU in ``gpus``, else ``workers`` CPU workers."""
 
     def __init__(
-        self, factory: Callable[[], Estimator], workers: int = 2, gpus: list[int] | None = None,
-        threads: int | None = None,
+        self, factory: Callable[[], Estimator], gpus: list[int] | None = None, *,
+        workers: int = 2, threads: int | None = None,
     ) -> None:
+        if int(workers) < 1:
+            raise ValueError(f"workers={workers!r} is invalid; expected an integer >= 1")
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads={threads!r} is invalid; expected an integer >= 1 or null")
         ctx = mp.get_context("spawn")  # CUDA and fork do not mix
         gpus = list(gpus or [])
         self.workers = len(gpus) if gpus else workers
@@ -82,10 +95,15 @@ class PoolExecutor:
             initargs=(factory, queue, threads),
         )
 
-    def submit(self, genotype: Any) -> Future:
+    def submit(self, genotype: Any, seed: int | None = None) -> Future:
         """Queue one evaluation; the future yields ``(Estimate, worker name)``."""
-        return self._pool.submit(_evaluate_in_worker, genotype)
+        return self._pool.submit(_evaluate_in_worker, genotype, seed)
 
     def shutdown(self) -> None:
         """Stop the workers (cancels queued evaluations)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+EXECUTORS: Registry[Callable[..., Any]] = Registry("executor")
+EXECUTORS.register("local", LocalExecutor)
+EXECUTORS.register("pool", PoolExecutor)

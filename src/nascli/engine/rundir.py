@@ -70,9 +70,12 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         if not line:
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(row, dict) and "flops" in row and "macs" not in row:
+            row["macs"] = row.pop("flops")  # runs written before 0.2 named multiply-adds flops
+        rows.append(row)
     return rows
 
 

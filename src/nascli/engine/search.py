@@ -27,10 +27,6 @@ from nascli.strategies.base import SearchExhausted
 
 log = logging.getLogger("nascli.search")
 
-#: consecutive already-evaluated proposals after which the search stops (space exhausted)
-MAX_DUPLICATE_STREAK = 1000
-
-
 @dataclass
 class Budget:
     """Stop after ``evaluations`` finished evaluations or ``seconds`` of search, whichever first."""
@@ -66,23 +62,35 @@ class Search:
         executor: ``LocalExecutor`` or ``PoolExecutor``.
         budget: when to stop.
         run_dir: where to write history, best genotype and state (None: keep in memory).
-        queue: genotypes to evaluate before asking the strategy (proxy pre-screening).
+        queue: genotypes to evaluate before asking the strategy (see :meth:`enqueue`).
         progress: show a live rich progress bar.
         on_evaluation: called with each history row as it is recorded.
+        seed: the run seed; evaluation ``i`` is estimated with seed ``seed + i``, so a resumed
+            run repeats exactly what an uninterrupted one does.
+
+    The strategy is wrapped in :class:`~nascli.strategies.Deduplicate` unless it already is
+    (alone or under other add-ons): that wrapper is the one place where repeated
+    architectures are caught.
     """
 
     def __init__(
         self, space: Any, strategy: Any, executor: Any, budget: Budget,
         run_dir: RunDir | None = None, queue: Iterable[Any] = (), progress: bool = False,
-        on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+        on_evaluation: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
     ) -> None:
+        from nascli.strategies import Deduplicate
+
+        if not hasattr(strategy, "reserve"):
+            strategy = Deduplicate(strategy)
         self.space, self.strategy, self.executor = space, strategy, executor
+        self.seed = int(seed)
+        #: what the run was made of (device, dataset, ...), for the manifest
+        self.info: dict[str, Any] = {}
         self.budget, self.run_dir, self.progress = budget, run_dir, progress
         self.on_evaluation = on_evaluation
         self.queue: deque[Any] = deque(queue)
         self.redo: deque[tuple[int, Any]] = deque()  # unfinished before a resume: (id, genotype)
         self.history: list[dict[str, Any]] = []
-        self.scores: dict[str, float | None] = {}  # canonical hash -> score of finished ones
         self.pending: dict[int, Any] = {}  # evaluation id -> genotype, asked but not finished
         self.next_id = 0
         self.elapsed_before = 0.0
@@ -98,8 +106,6 @@ class Search:
         assert self.run_dir is not None
         self._resumed = True
         self.history = self.run_dir.history()
-        for row in self.history:
-            self.scores[row["hash"]] = row["score"]
         state = self.run_dir.load_state()
         if state is not None:
             self.strategy.load_state_dict(state["strategy"])
@@ -152,28 +158,27 @@ class Search:
             return "time budget reached"
         return None
 
+    def enqueue(self, genotypes: Iterable[Any]) -> None:
+        """Evaluate these genotypes before asking the strategy (warm starts, pre-screening,
+        user picks): like Optuna's ``enqueue_trial``, any strategy gets a warm start this way,
+        and learns from the results when they are told."""
+        self.queue.extend(genotypes)
+
     def _next_genotype(self) -> tuple[Any, int]:
         """The next genotype and its evaluation id: unfinished ones, queued ones, then asks."""
         if self.redo:
             return self.redo.popleft()[::-1]
-        eid = self.next_id
-        self.next_id += 1
-        if self.queue:
-            return self.queue.popleft(), eid
-        streak = 0
-        while True:
-            try:
-                g = self.strategy.ask()
-            except SearchExhausted as exc:
-                raise StopIteration(str(exc)) from None
-            h = self.space.hash(g)
-            if h not in self.scores:
+        while self.queue:
+            g = self.queue.popleft()
+            if self.strategy.reserve(g):
+                eid, self.next_id = self.next_id, self.next_id + 1
                 return g, eid
-            # an architecture already evaluated is never evaluated twice: answer from the cache
-            self.strategy.tell(g, self.scores[h], {"cached": True})
-            streak += 1
-            if streak >= MAX_DUPLICATE_STREAK:
-                raise StopIteration("the strategy proposes only architectures already evaluated")
+        try:
+            g = self.strategy.ask()
+        except SearchExhausted as exc:
+            raise StopIteration(str(exc)) from None
+        eid, self.next_id = self.next_id, self.next_id + 1
+        return g, eid
 
     def run(self) -> SearchResult:
         """Run until the budget is spent; returns the history and the best evaluation."""
@@ -186,51 +191,46 @@ class Search:
         in_flight: dict[Future, tuple[int, Any, float]] = {}
         stopped = ""
         bar = self._progress()
-        task = None
-        if bar is not None:
-            bar.start()
-            task = bar.add_task("search", total=self.budget.evaluations, best="-",
-                                completed=self._finished())
         try:
             while True:
-                while len(in_flight) < self.executor.workers:
-                    reason = self._can_start(len(in_flight))
-                    if reason:
-                        stopped = stopped or reason
-                        break
-                    try:
-                        g, eid = self._next_genotype()
-                    except StopIteration as stop:
-                        stopped = str(stop)
-                        log.warning("stopping: %s", stop)
-                        break
-                    self.pending[eid] = g
-                    self._save_state()
-                    in_flight[self.executor.submit(g)] = (eid, g, time.monotonic())
+                stopped = self._fill(in_flight) or stopped
                 if not in_flight:
                     break
                 done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                 for future in done:
                     eid, g, t0 = in_flight.pop(future)
                     self._record(eid, g, future, time.monotonic() - t0)
-                    if bar is not None:
-                        best = self.best()
-                        bar.update(task, completed=self._finished(),
-                                   best=f"{best['score']:.4f}" if best else "-")
+                    bar.update(self._finished(), self.best())
         except KeyboardInterrupt:
             stopped = "interrupted"
             log.warning("interrupted: %d evaluations are saved; resume with resume=%s",
                         self._finished(), self.run_dir.path if self.run_dir else "<run dir>")
             raise
         finally:
-            if bar is not None:
-                bar.stop()
+            bar.stop()
             self._save_state()
             if self.run_dir is not None:
                 self.run_dir.close()
         log.info("search finished: %s (%d evaluations, %.1f s)", stopped, self._finished(),
                  self.elapsed())
         return SearchResult(history=list(self.history), best=self.best(), stopped_because=stopped)
+
+    def _fill(self, in_flight: dict[Future, tuple[int, Any, float]]) -> str:
+        """Start evaluations until every worker is busy; returns why it stopped starting
+        new ones ("" while the budget allows more)."""
+        while len(in_flight) < self.executor.workers:
+            reason = self._can_start(len(in_flight))
+            if reason:
+                return reason
+            try:
+                g, eid = self._next_genotype()
+            except StopIteration as stop:
+                log.warning("stopping: %s", stop)
+                return str(stop)
+            self.pending[eid] = g
+            self._save_state()
+            in_flight[self.executor.submit(g, seed=self.seed + eid)] = (eid, g, time.monotonic())
+        return ""
 
     def _record(self, eid: int, genotype: Any, future: Future, wall: float) -> None:
         try:
@@ -251,7 +251,7 @@ class Search:
             "metrics": {k: v for k, v in est.metrics.items()
                         if not (isinstance(v, float) and not math.isfinite(v))},
             "params": est.params,
-            "flops": est.flops,
+            "macs": est.macs,
             "seconds": round(est.seconds, 4),
             "epochs": est.epochs,
             "worker": worker,
@@ -259,7 +259,6 @@ class Search:
             "finished_at": now_iso(),
         }
         self.history.append(row)
-        self.scores[h] = score
         if self.run_dir is not None:
             self.run_dir.append(row)
         self.pending.pop(eid, None)
@@ -273,7 +272,7 @@ class Search:
         best = self.best()
         if self.run_dir is not None and best is not None and best["id"] == eid:
             self.run_dir.write_best(genotype, self.space, score=score, evaluation=eid,
-                                    metrics=row["metrics"], params=est.params, flops=est.flops)
+                                    metrics=row["metrics"], params=est.params, macs=est.macs)
         if self.on_evaluation is not None:
             self.on_evaluation(row)
 
@@ -285,14 +284,35 @@ class Search:
                 best = row
         return best
 
-    def _progress(self) -> Progress | None:
-        if not self.progress:
-            return None
-        return Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
-            TextColumn("left"), TimeRemainingColumn(), console=console(), transient=False,
-        )
+    def _progress(self) -> _Bar:
+        return _Bar(self.budget.evaluations, self._finished(), enabled=self.progress)
+
+
+class _Bar:
+    """The live progress bar of a search (does nothing when disabled)."""
+
+    def __init__(self, total: int | None, completed: int, enabled: bool) -> None:
+        self.progress: Progress | None = None
+        if enabled:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
+                TextColumn("left"), TimeRemainingColumn(), console=console(), transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("search", total=total, best="-",
+                                               completed=completed)
+
+    def update(self, completed: int, best: dict[str, Any] | None) -> None:
+        """Show ``completed`` evaluations and the best score so far."""
+        if self.progress is not None:
+            self.progress.update(self.task, completed=completed,
+                                 best=f"{best['score']:.4f}" if best else "-")
+
+    def stop(self) -> None:
+        """Leave the bar's last state on the terminal."""
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def _fmt_int(n: int | None) -> str:

@@ -34,11 +34,12 @@ from nascli.proxies.cost import count_macs, count_params, flops, params
 from nascli.proxies.gradient import fisher, grad_norm, grasp, snip
 from nascli.proxies.synflow import log_synflow, synflow
 from nascli.proxies.zen import zen
+from nascli.registry import Registry
 
 ProxyFn = Callable[..., float]
 
 #: name -> guarded proxy function ``(model, inputs, targets=None, **options) -> float``.
-PROXIES: dict[str, ProxyFn] = {}
+PROXIES: Registry[ProxyFn] = Registry("proxy")
 
 
 @contextlib.contextmanager
@@ -109,7 +110,7 @@ def register_proxy(name: str, fn: ProxyFn | None = None) -> Any:
     """
 
     def add(f: ProxyFn) -> ProxyFn:
-        PROXIES[name] = _guarded(f)
+        PROXIES.register(name, _guarded(f))
         return f
 
     return add(fn) if fn is not None else add
@@ -128,9 +129,7 @@ def compute(
     gradients, dtype and device are unchanged afterwards, and so is the global random state.
     ``options`` go to the proxy (``loss_fn``, ``seed``, ...).
     """
-    if name not in PROXIES:
-        raise ValueError(f"unknown proxy {name!r}; valid: {', '.join(sorted(PROXIES))}")
-    return PROXIES[name](model, inputs, targets, **options)
+    return PROXIES.get(name)(model, inputs, targets, **options)
 
 
 # The built-in proxies, one line each.
@@ -143,7 +142,8 @@ register_proxy("grad_norm", grad_norm)
 register_proxy("jacob_cov", jacob_cov)
 register_proxy("naswot", naswot)
 register_proxy("params", params)
-register_proxy("flops", flops)
+register_proxy("macs", flops)
+register_proxy("flops", flops)  # the name users know; it counts multiply-adds too
 register_proxy("zen", zen)
 
 __all__ = [

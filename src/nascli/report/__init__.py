@@ -74,7 +74,6 @@ def make_report(paths: list[Path], out: Path | None = None) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     runs = find_runs(paths)
     out = Path(out) if out else runs[0] if len(runs) == 1 else Path(paths[0])
@@ -91,14 +90,33 @@ def make_report(paths: list[Path], out: Path | None = None) -> dict[str, Any]:
         summary["runs"].append({"run": str(run), "label": label, "evaluations": len(rows),
                                 "failed": sum(r["status"] != "ok" for r in rows),
                                 "best": ok[0]["score"] if ok else None})
-        table = Table(title=f"{run} ({label}): {len(rows)} evaluations")
-        for col in ("rank", "id", "score", "params", "seconds", "arch"):
-            table.add_column(col)
-        for rank, r in enumerate(ok[:5], 1):
-            table.add_row(str(rank), str(r["id"]), f"{r['score']:.4f}",
-                          f"{(r['params'] or 0) / 1e3:.1f}k", f"{r['seconds']:.1f}",
-                          r["arch"][:80])
-        console().print(table)
+        _print_run_table(run, label, rows, ok)
+    _plot_curves(curves, out / "best_so_far.png")
+    front = _plot_pareto(all_rows, out / "pareto.png")
+    if front is not None:
+        summary["pareto"] = front
+    if all_rows:
+        summary["best"] = _draw_best(all_rows, out / "best_cells.png")
+    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    console().print(f"report written to {out}")
+    return summary
+
+
+def _print_run_table(run: Path, label: str, rows: list[dict[str, Any]],
+                     ok: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{run} ({label}): {len(rows)} evaluations")
+    for col in ("rank", "id", "score", "params", "seconds", "arch"):
+        table.add_column(col)
+    for rank, r in enumerate(ok[:5], 1):
+        table.add_row(str(rank), str(r["id"]), f"{r['score']:.4f}",
+                      f"{(r['params'] or 0) / 1e3:.1f}k", f"{r['seconds']:.1f}",
+                      r["arch"][:80])
+    console().print(table)
+
+
+def _plot_curves(curves: dict[str, list[np.ndarray]], path: Path) -> None:
+    """Mean best-so-far curve per label, with the min-max band across seeds."""
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, cs in sorted(curves.items()):
@@ -116,31 +134,37 @@ def make_report(paths: list[Path], out: Path | None = None) -> dict[str, Any]:
     ax.set(xlabel="evaluations", ylabel="best score so far", title="best-so-far")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "best_so_far.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
-    with_params = [(run, r) for run, r in all_rows if r.get("params")]
-    if with_params:
-        pts = [(float(r["params"]), float(r["score"])) for _, r in with_params]
-        front = pareto_front(pts)
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, alpha=0.6)
-        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "r.-", label="Pareto")
-        ax.set(xscale="log", xlabel="parameters", ylabel="score", title="score vs parameters")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "pareto.png", dpi=120)
-        plt.close(fig)
-        summary["pareto"] = [{"run": str(with_params[i][0]), "id": with_params[i][1]["id"],
-                              "params": pts[i][0], "score": pts[i][1]} for i in front]
-    if all_rows:
-        run, best = max(all_rows, key=lambda t: t[1]["score"])
-        from nascli.genotypes import load_genotype
 
-        genotype, _ = load_genotype(run / "best.json")
-        draw_genotype(genotype, out / "best_cells.png", title=f"best: {best['score']:.4f}")
-        summary["best"] = {"run": str(run), "id": best["id"], "score": best["score"],
-                           "arch": best["arch"]}
-    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console().print(f"report written to {out}")
-    return summary
+def _plot_pareto(all_rows: list[tuple[Path, dict[str, Any]]], path: Path
+                 ) -> list[dict[str, Any]] | None:
+    """Score against parameters with the Pareto front; the front's rows, or None."""
+    import matplotlib.pyplot as plt
+
+    with_params = [(run, r) for run, r in all_rows if r.get("params")]
+    if not with_params:
+        return None
+    pts = [(float(r["params"]), float(r["score"])) for _, r in with_params]
+    front = pareto_front(pts)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, alpha=0.6)
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "r.-", label="Pareto")
+    ax.set(xscale="log", xlabel="parameters", ylabel="score", title="score vs parameters")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [{"run": str(with_params[i][0]), "id": with_params[i][1]["id"],
+             "params": pts[i][0], "score": pts[i][1]} for i in front]
+
+
+def _draw_best(all_rows: list[tuple[Path, dict[str, Any]]], path: Path) -> dict[str, Any]:
+    """Cell diagrams of the best evaluation over all runs."""
+    from nascli.genotypes import load_genotype
+
+    run, best = max(all_rows, key=lambda t: t[1]["score"])
+    genotype, _ = load_genotype(run / "best.json")
+    draw_genotype(genotype, path, title=f"best: {best['score']:.4f}")
+    return {"run": str(run), "id": best["id"], "score": best["score"], "arch": best["arch"]}
