@@ -161,12 +161,14 @@ def report(
     out: Path | None = typer.Option(None, "--out", "-o", help="folder for tables and plots"),
 ) -> None:
     """Tables and plots for one run or many: top candidates, best-so-far curves, cell diagrams."""
+    from nascli.engine.rundir import RunDirError
     from nascli.report import ReportError, make_report
+    from nascli.spaces import SpaceError
 
     try:
         make_report(run_dirs, out)
-    except ReportError as exc:
-        _error(str(exc))
+    except (ReportError, RunDirError, SpaceError) as exc:
+        _error(str(exc).splitlines()[0])
 
 
 @app.command("show")

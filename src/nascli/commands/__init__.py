@@ -7,6 +7,7 @@ into one line on stderr and exit code 2, instead of Hydra's traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -25,29 +26,51 @@ from nascli.errors import UserError, user_error_types
 log = logging.getLogger("nascli")
 
 USER_ERROR_CODE = 2
+INTERNAL_ERROR_CODE = 1
 
 
 __all__ = ["USER_ERROR_CODE", "UserError", "guarded", "one_line", "run_hydra"]
 
 
+def _log_files() -> list[str]:
+    return [h.baseFilename for h in logging.getLogger().handlers
+            if isinstance(h, logging.FileHandler)]
+
+
+def _report(message: str, code: int) -> None:
+    """One line on stderr and in the run's log files, then exit with ``code``."""
+    record = logging.LogRecord("nascli", logging.ERROR, "", 0, message, None, None)
+    for handler in logging.getLogger().handlers:  # the run's log file records it too
+        if isinstance(handler, logging.FileHandler):
+            with contextlib.suppress(Exception):
+                handler.handle(record)
+    print(f"nascli: error: {message}", file=sys.stderr)
+    raise SystemExit(code) from None
+
+
 def guarded(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Report user errors in one line (log file and stderr) and exit with code 2."""
+    """Errors as one line: the user's input exits 2, the machine's (a full disk, a read-only
+    folder) exits 1 naming the log; Ctrl-C exits 130 and SIGTERM 143, work saved."""
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
         try:
             return task(cfg)
         except user_error_types() as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            record = logging.LogRecord("nascli", logging.ERROR, "", 0, message, None, None)
-            for handler in logging.getLogger().handlers:  # the run's log file records it too
-                if isinstance(handler, logging.FileHandler):
-                    handler.handle(record)
-            print(f"nascli: error: {message}", file=sys.stderr)
-            raise SystemExit(USER_ERROR_CODE) from None
-        except KeyboardInterrupt:
-            print("nascli: interrupted; finished work is saved", file=sys.stderr)
-            raise SystemExit(130) from None
+            _report(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    USER_ERROR_CODE)
+        except KeyboardInterrupt as exc:
+            from nascli.engine.signals import Terminated
+
+            term = isinstance(exc, Terminated)
+            print(f"nascli: {'terminated (SIGTERM)' if term else 'interrupted'}; finished work "
+                  "is saved", file=sys.stderr)
+            raise SystemExit(143 if term else 130) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            logs = _log_files()
+            _report(f"{exc.strerror or exc}{where}; finished work is saved"
+                    + (f"; log: {logs[0]}" if logs else ""), INTERNAL_ERROR_CODE)
 
     return wrapper
 
@@ -75,6 +98,11 @@ def run_hydra(command: str, args: list[str]) -> int:
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"nascli: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
+    except OSError as exc:  # Hydra could not create the output folder or its log file
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"nascli: error: cannot write the run's output{where}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return INTERNAL_ERROR_CODE
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ from nascli.commands.common import (
     build_space,
     load_data,
 )
+from nascli.commands.runs import open_new_run, open_resumed_run, record_resume
 from nascli.config import check, instantiate, option_name, section
 from nascli.engine.console import console, is_interactive
-from nascli.engine.rundir import CONFIG, RunDir, now_iso
+from nascli.engine.rundir import RunDir, RunDirError, now_iso
 from nascli.engine.search import Budget, Search
+from nascli.engine.signals import Terminated, graceful, shielded
 from nascli.errors import UserError
 from nascli.estimators.proxy import ProxyEstimator
 from nascli.spaces import SearchSpace
@@ -56,21 +59,6 @@ class ChildFilter:
         check(self.children >= 1, "child_filter.children", self.children, "an integer >= 1")
         check(self.children == 1 or bool(self.proxy), "child_filter.proxy", self.proxy,
               "a proxy name when child_filter.children > 1")
-
-
-def _resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
-    """The original run's config, with this command line's budget when one was given."""
-    from hydra.core.hydra_config import HydraConfig
-
-    run = Path(str(cfg.resume)).expanduser()
-    if not (run / CONFIG).is_file():
-        raise UserError(f"resume={run}: not a nascli run directory (no {CONFIG})")
-    original = OmegaConf.load(run / CONFIG)
-    given = [o for o in HydraConfig.get().overrides.task if o.lstrip("+").startswith("budget")]
-    if given:
-        original.budget = cfg.budget
-    original.resume = str(run)
-    return original, run
 
 
 def proxy_scorer(name: str, space: SearchSpace, data: Any, device: Any, seed: int):
@@ -143,43 +131,71 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> Search:
     return search
 
 
+def run_seed(cfg: DictConfig) -> int:
+    """The run seed: an integer in 0..2**32-1 (numpy and torch both take it)."""
+    seed = cfg.get("seed")
+    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32, "seed",
+          seed, "an integer in 0..4294967295")
+    return int(seed)
+
+
+def _log_to_run(run_dir: RunDir) -> None:
+    """A resumed search continues the run's own plain log."""
+    handler = logging.FileHandler(run_dir.path / "search.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 def search_task(cfg: DictConfig) -> float | None:
     """The Hydra task of ``nascli search``; returns the best score (for sweepers)."""
     from hydra.core.hydra_config import HydraConfig
 
-    resume_dir = None
-    if cfg.get("resume"):
-        cfg, resume_dir = _resumed_config(cfg)
-    run_dir = RunDir(resume_dir or HydraConfig.get().runtime.output_dir)
-    if resume_dir is not None:  # keep one plain log per run: continue the original one
-        handler = logging.FileHandler(run_dir.path / "search.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
-    search = build_search(cfg, run_dir, resumed=resume_dir is not None)
-    if resume_dir is None:
-        run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    run_dir.write_manifest(command=" ".join(["nascli", "search", *sys.argv[1:]]),
-                           seed=int(cfg.seed), **search.info, started_at=now_iso(),
-                           status="running")
-    if resume_dir is not None:
+    command = " ".join(["nascli", "search", *sys.argv[1:]])
+    run_seed(cfg)
+    resumed = bool(cfg.get("resume"))
+    if resumed:
+        run_dir, cfg = open_resumed_run(cfg, list(HydraConfig.get().overrides.task))
+        run_seed(cfg)
+        _log_to_run(run_dir)
+    else:
+        run_dir = open_new_run(HydraConfig.get().runtime.output_dir)
+    search = build_search(cfg, run_dir, resumed=resumed)
+    if resumed:
         n = search.resume()
+        record_resume(run_dir, command)
         log.info("resuming %s: %d finished evaluations reused, %d to re-run", run_dir.path, n,
                  len(search.redo))
-    status = "finished"
-    try:
-        result = search.run()
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        search.executor.shutdown()
-        best = search.best()
-        run_dir.write_manifest(ended_at=now_iso(), status=status,
-                               evaluations=len(search.history),
-                               best={k: best[k] for k in ("id", "score", "hash", "arch")}
-                               if best else None)
+    else:
+        run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+        run_dir.write_manifest(command=command, seed=int(cfg.seed), **search.info,
+                               started_at=now_iso(), status="running")
+    result = _run(search, run_dir)
+    summary = search.summary()
+    if summary["evaluations"] and summary["best"] is None:
+        reasons = "; ".join(f"{n} x {why}" for why, n in summary["failure_reasons"].items())
+        raise UserError(f"every one of the {summary['evaluations']} evaluations failed "
+                        f"({reasons}); see {run_dir.path / 'search.log'}")
     _print_table(result.top(int(cfg.top_k)), run_dir.path)
     return result.best["score"] if result.best else None
+
+
+def _run(search: Search, run_dir: RunDir) -> Any:
+    """Run the search; whatever happens (Ctrl-C, SIGTERM, a full disk) the manifest says how
+    it ended and the workers stop."""
+    status = "failed"
+    try:
+        with graceful():
+            result = search.run()
+        status = "finished"
+        return result
+    except KeyboardInterrupt as exc:
+        status = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        raise
+    finally:
+        with shielded():
+            search.executor.shutdown(cancel=status != "finished")
+            with contextlib.suppress(OSError, RunDirError):
+                run_dir.write_manifest(ended_at=now_iso(), status=status, **search.summary())
 
 
 def _print_table(rows: list[dict[str, Any]], path: Path) -> None:

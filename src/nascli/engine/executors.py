@@ -10,8 +10,14 @@ the built-in ones; the ``executor`` config group may name any class with ``_targ
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -47,12 +53,37 @@ class LocalExecutor:
             future.set_exception(exc)
         return future
 
-    def shutdown(self) -> None:
+    def shutdown(self, cancel: bool = False) -> None:
         """Nothing to release."""
 
 
-def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int | None) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the search process dies, even by SIGKILL: a parent-death signal
+    on Linux, and a watchdog thread everywhere (an orphaned worker would hold memory, and a
+    GPU, forever)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nascli-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int | None,
+                 parent: int) -> None:
     global _WORKER_ESTIMATOR, _WORKER_NAME
+    # Ctrl-C reaches the whole process group: only the search process handles it, and it
+    # stops the workers itself (two quick Ctrl-C presses used to hang half-stopped workers)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
     gpu = gpu_queue.get() if gpu_queue is not None else None
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -92,16 +123,29 @@ class PoolExecutor:
             threads = max(1, (os.cpu_count() or 1) // self.workers)
         self._pool = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-            initargs=(factory, queue, threads),
+            initargs=(factory, queue, threads, os.getpid()),
         )
 
     def submit(self, genotype: Any, seed: int | None = None) -> Future:
         """Queue one evaluation; the future yields ``(Estimate, worker name)``."""
         return self._pool.submit(_evaluate_in_worker, genotype, seed)
 
-    def shutdown(self) -> None:
-        """Stop the workers (cancels queued evaluations)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, cancel: bool = False) -> None:
+        """Stop the workers: after the running evaluations finish, or at once (``cancel``,
+        after an interrupt: running evaluations are lost and re-run on resume)."""
+        if not cancel:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            return
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.terminate()
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
 
 
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor")

@@ -21,7 +21,8 @@ from rich.progress import (
 )
 
 from nascli.engine.console import console
-from nascli.engine.rundir import RunDir, now_iso
+from nascli.engine.rundir import RunDir, RunDirError, now_iso
+from nascli.engine.signals import Terminated, shielded
 from nascli.estimators.base import Estimate
 from nascli.strategies.base import SearchExhausted
 
@@ -36,7 +37,15 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.evaluations is None and self.seconds is None:
-            raise ValueError("a budget needs evaluations or seconds")
+            raise ValueError("evaluations=None and seconds=None: a budget needs at least one")
+        if self.evaluations is not None and (isinstance(self.evaluations, bool)
+                                             or int(self.evaluations) != self.evaluations
+                                             or self.evaluations < 1):
+            raise ValueError(f"evaluations={self.evaluations!r} is invalid; expected an integer "
+                             ">= 1 or null")
+        if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise ValueError(f"seconds={self.seconds!r} is invalid; expected a positive number "
+                             "or null")
 
 
 @dataclass
@@ -101,31 +110,36 @@ class Search:
     def resume(self) -> int:
         """Load history and state from ``run_dir``; returns the number of finished evaluations.
 
-        Unfinished evaluations (asked, never recorded) are queued to run again first.
+        Evaluations that were asked but never recorded run again first, under their own ids
+        and seeds; a row recorded after the last state save is told to the strategy now; the
+        best genotype is rewritten from the history.
         """
         assert self.run_dir is not None
         self._resumed = True
+        self.run_dir.clean_temporary()
+        self.run_dir.open_history()
         self.history = self.run_dir.history()
-        state = self.run_dir.load_state()
+        state = self.run_dir.load_state(check=_check_state)
         if state is not None:
             self.strategy.load_state_dict(state["strategy"])
             self.elapsed_before = float(state["elapsed"])
-            self.next_id = int(state["next_id"])
-            finished_ids = {row["id"] for row in self.history}
-            self.redo.extend(
-                (int(i), self.space.from_json(g))
-                for i, g in sorted(state["pending"].items(), key=lambda t: int(t[0]))
-                if int(i) not in finished_ids
-            )
-            self.queue = deque(self.space.from_json(g) for g in state.get("queue", []))
-            # a row recorded after the last state save was told to no strategy: tell it now
-            told = set(state.get("told_ids", []))
-            for row in self.history:
-                if row["id"] not in told and row["id"] in {int(i) for i in state["pending"]}:
+            self.next_id = max(int(state["next_id"]),
+                               1 + max((r["id"] for r in self.history), default=-1))
+            by_id = {row["id"]: row for row in self.history}
+            for i, g in sorted(state["pending"].items(), key=lambda t: int(t[0])):
+                row = by_id.get(int(i))
+                if row is None:
+                    self.redo.append((int(i), self.space.from_json(g)))
+                else:  # recorded after the last state save: the strategy has not heard of it
                     self.strategy.tell(self.space.from_json(row["genotype"]), row["score"],
                                        row.get("metrics"))
+            self.queue = deque(self.space.from_json(g) for g in state["queue"])
         else:
             self.next_id = 1 + max((row["id"] for row in self.history), default=-1)
+            for row in self.history:
+                self.strategy.record(self.space.from_json(row["genotype"]), row["score"])
+        self.pending = dict((i, g) for i, g in self.redo)
+        self.write_best()
         return len(self.history)
 
     def _save_state(self) -> None:
@@ -135,10 +149,31 @@ class Search:
             "strategy": self.strategy.state_dict(),
             "pending": {str(i): self.space.to_json(g) for i, g in self.pending.items()},
             "queue": [self.space.to_json(g) for g in self.queue],
-            "told_ids": [row["id"] for row in self.history],
             "next_id": self.next_id,
             "elapsed": self.elapsed(),
         })
+
+    def write_best(self) -> dict[str, Any] | None:
+        """Rewrite ``best.json`` from the history (the one record); returns the best row."""
+        best = self.best()
+        if self.run_dir is not None and best is not None:
+            self.run_dir.write_best(
+                self.space.from_json(best["genotype"]), self.space, score=best["score"],
+                evaluation=best["id"], metrics=best.get("metrics"), params=best.get("params"),
+                macs=best.get("macs"))
+        return best
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, failure reasons and the best evaluation, for the manifest and the CLI."""
+        failed = [r for r in self.history if r["status"] != "ok"]
+        reasons: dict[str, int] = {}
+        for r in failed:
+            key = (r.get("error") or "unknown").split(":")[0][:80]
+            reasons[key] = reasons.get(key, 0) + 1
+        best = self.best()
+        return {"evaluations": len(self.history), "failed": len(failed),
+                "failure_reasons": reasons,
+                "best": {k: best[k] for k in ("id", "score", "hash", "arch")} if best else None}
 
     # -- loop -------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -183,7 +218,7 @@ class Search:
     def run(self) -> SearchResult:
         """Run until the budget is spent; returns the history and the best evaluation."""
         if self.run_dir is not None and not self._resumed and self.run_dir.history():
-            raise ValueError(
+            raise RunDirError(
                 f"{self.run_dir.path} already holds evaluations; resume it (Search.resume(), "
                 "or resume=RUN_DIR on the command line) or write to a new directory"
             )
@@ -201,16 +236,18 @@ class Search:
                     eid, g, t0 = in_flight.pop(future)
                     self._record(eid, g, future, time.monotonic() - t0)
                     bar.update(self._finished(), self.best())
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-            log.warning("interrupted: %d evaluations are saved; resume with resume=%s",
+        except KeyboardInterrupt as exc:
+            stopped = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            log.warning("%s: %d evaluations are saved; resume with resume=%s", stopped,
                         self._finished(), self.run_dir.path if self.run_dir else "<run dir>")
             raise
         finally:
-            bar.stop()
-            self._save_state()
-            if self.run_dir is not None:
-                self.run_dir.close()
+            with shielded():
+                bar.stop()
+                self._save_state()
+                if self.run_dir is not None:
+                    self.run_dir.close()
+                    self.write_best()
         log.info("search finished: %s (%d evaluations, %.1f s)", stopped, self._finished(),
                  self.elapsed())
         return SearchResult(history=list(self.history), best=self.best(), stopped_because=stopped)
@@ -270,9 +307,8 @@ class Search:
         else:
             log.warning("#%d failed: %s", eid, est.error)
         best = self.best()
-        if self.run_dir is not None and best is not None and best["id"] == eid:
-            self.run_dir.write_best(genotype, self.space, score=score, evaluation=eid,
-                                    metrics=row["metrics"], params=est.params, macs=est.macs)
+        if best is not None and best["id"] == eid:
+            self.write_best()
         if self.on_evaluation is not None:
             self.on_evaluation(row)
 
@@ -313,6 +349,19 @@ class _Bar:
         """Leave the bar's last state on the terminal."""
         if self.progress is not None:
             self.progress.stop()
+
+
+def _check_state(state: dict[str, Any]) -> None:
+    """Raise KeyError/TypeError/ValueError unless ``state`` has the engine's fields."""
+    for key, kind in (("strategy", dict), ("pending", dict), ("queue", list),
+                      ("next_id", int), ("elapsed", float)):
+        if not isinstance(state[key], kind):
+            raise TypeError(f"field {key!r} is {type(state[key]).__name__}, not {kind.__name__}")
+    if state["next_id"] < 0 or not math.isfinite(state["elapsed"]):
+        raise ValueError("next_id or elapsed out of range")
+    for i, g in state["pending"].items():
+        if not (isinstance(i, str) and i.isdigit() and isinstance(g, dict)):
+            raise ValueError(f"pending entry {i!r}")
 
 
 def _fmt_int(n: int | None) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from rich.table import Table
 
 from nascli.engine.console import console
-from nascli.engine.rundir import HISTORY, MANIFEST, read_history
+from nascli.engine.rundir import HISTORY, MANIFEST, read_history, read_json_object
 from nascli.report.diagram import draw_genotype
 
 
@@ -62,9 +62,8 @@ def best_so_far(history: list[dict[str, Any]]) -> np.ndarray:
 
 
 def _label(run: Path) -> str:
-    manifest = run / MANIFEST
-    if manifest.is_file():
-        m = json.loads(manifest.read_text())
+    m = read_json_object(run / MANIFEST)
+    if m:
         return f"{m.get('strategy', '?')}/{m.get('proxy', '?')}"
     return run.name
 
