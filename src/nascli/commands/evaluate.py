@@ -28,16 +28,25 @@ def _is_checkpoint(arch: str) -> bool:
 
 
 def _test_checkpoint(cfg: DictConfig, run_dir: RunDir) -> dict[str, Any]:
-    from nascli.commands.train_final import FinalTraining, build_final_model, load_checkpoint
+    """Test accuracy of a train-final checkpoint (checked field by field before use)."""
+    from nascli.commands.train_final import (
+        FinalTraining,
+        build_final_model,
+        load_checkpoint,
+        load_weights,
+        require_images,
+    )
 
     ckpt = load_checkpoint(Path(str(cfg.arch)))
     trained = OmegaConf.create(ckpt["config"])
     recipe = section(FinalTraining, trained.train, "train")
     _, device = build_device(cfg)
-    genotype, space = genotype_from_dict(ckpt["genotype"], where=ckpt["path"])
-    data = load_data(trained, int(trained.seed))
+    genotype, space = genotype_from_dict(ckpt["genotype"], where=f"{ckpt['path']}: field "
+                                         "'genotype'")
+    data = require_images(load_data(trained, int(trained.seed)), "test")
     model = build_final_model(genotype, space, data, recipe)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt, "the network its own config builds (its genotype, dataset and "
+                 "train settings); the file is damaged or was edited")
     model.to(device)
     loader = BatchLoader(data.test, batch_size=recipe.eval_batch_size, device=device)
     acc, loss = evaluate(model, loader, device=device)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -18,7 +19,7 @@ from nascli.commands.common import build_device, load_data, resolve_arch
 from nascli.config import section
 from nascli.data.loader import BatchLoader
 from nascli.engine.console import console, is_interactive
-from nascli.engine.rundir import RunDir, atomic_torch_save, now_iso
+from nascli.engine.rundir import BEST, HISTORY, STATE, RunDir, atomic_torch_save, now_iso
 from nascli.errors import UserError
 from nascli.genotypes import genotype_from_dict, genotype_to_dict
 from nascli.models import build_model, count_macs, count_parameters
@@ -72,32 +73,257 @@ def build_final_model(genotype: Any, space: Any, data: Any, t: FinalTraining) ->
                        drop_path=t.drop_path)
 
 
+class CheckpointError(UserError):
+    """A train-final checkpoint that cannot be used; the message names the file and the field."""
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A train-final checkpoint (file or run directory), loaded with ``weights_only=True``."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint")
+    """A train-final checkpoint (file or run directory), loaded with ``weights_only=True`` and
+    checked field by field (:func:`validate_checkpoint`); ``ckpt["path"]`` is the file."""
+    path = checkpoint_path(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint file is empty")
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # a torn or foreign file: say so in one line
-        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: not a nascli train-final checkpoint (format "
-                        f"{ckpt.get('format') if isinstance(ckpt, dict) else '?'})")
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}); the "
+                              "file is cut short, damaged or not a checkpoint") from None
+    validate_checkpoint(ckpt, path)
     ckpt["path"] = str(path)
     return ckpt
 
 
-def _resumed_config(ckpt: dict[str, Any]) -> DictConfig:
+def checkpoint_path(path: Path) -> Path:
+    """The checkpoint file that ``path`` (a checkpoint or a train-final run directory) names;
+    a search run directory or its ``state.pt`` is refused with a pointer to ``search``."""
+    path = Path(path).expanduser()
+    run = path if path.is_dir() else path.parent
+    is_search = any((run / name).exists() for name in (HISTORY, STATE, BEST))
+    if is_search and ((path.is_dir() and not (path / CHECKPOINT).exists())
+                      or path.name == STATE):
+        raise CheckpointError(
+            f"{run} is a search run directory, not a train-final run; continue the search with "
+            f"'nascli search resume={run}', or train its best cell with 'nascli train-final {run}'")
+    if path.is_dir():
+        if not (path / CHECKPOINT).is_file():
+            raise CheckpointError(f"{path}: no {CHECKPOINT} here (train-final writes it after "
+                                  "each epoch; did the run stop before its first epoch ended?)")
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    return path
+
+
+def validate_checkpoint(ckpt: Any, path: Path | str) -> None:
+    """Check every field of a loaded checkpoint (untrusted input) before anything is built,
+    trained or written: the config and its recipe, the weights, the genotype, the epoch against
+    the recipe, the history, and the optimizer, schedule and RNG states against fresh ones.
+    Raises :class:`CheckpointError` naming ``path`` and the field. What needs the network (the
+    weights' shapes) is checked when they are loaded (:func:`load_weights`)."""
+    where = str(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{where}: not a nascli train-final checkpoint (format "
+                              f"{_show(found)}; this nascli reads format {CHECKPOINT_FORMAT})")
+    missing = [key for key in CHECKPOINT_FIELDS if key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{where}: field(s) {', '.join(map(repr, missing))} missing; not "
+                              "a complete train-final checkpoint")
+    recipe = _check_config(ckpt["config"], where)
+    _check_weights(ckpt["model"], where)
+    genotype_from_dict(ckpt["genotype"], where=f"{where}: field 'genotype'")
+    epoch = ckpt["epoch"]
+    if not _is_int(epoch) or not 0 <= epoch <= recipe.epochs:
+        raise CheckpointError(f"{where}: field 'epoch' is {_show(epoch)}; expected an integer "
+                              f"from 0 to {recipe.epochs} (train.epochs of its config)")
+    _check_history(ckpt["history"], epoch, where)
+    group, schedule = _fresh_training_state(recipe)
+    _check_optimizer(ckpt["optimizer"], group, f"{where}: field 'optimizer'")
+    _check_like(ckpt["scheduler"], schedule, f"{where}: field 'scheduler'",
+                ("T_max", "eta_min", "base_lrs", "last_epoch"))
+    for key in ("generator", "torch_rng"):
+        _check_rng_state(ckpt[key], f"{where}: field {key!r}")
+
+
+#: the fields of a checkpoint besides ``format``
+CHECKPOINT_FIELDS = ("config", "model", "genotype", "epoch", "optimizer", "scheduler",
+                     "generator", "torch_rng", "history")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _show(value: Any) -> str:
+    """A short description of an untrusted value for an error line."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if value is None or isinstance(value, bool | int | float | str):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _bad(name: str, value: Any, expected: str) -> CheckpointError:
+    return CheckpointError(f"{name} is {_show(value)}; expected {expected}")
+
+
+def _check_config(config: Any, where: str) -> FinalTraining:
+    """The checkpoint's config: the nodes train-final reads, and its training recipe."""
+    name = f"{where}: field 'config'"
+    if not isinstance(config, dict):
+        raise _bad(name, config, "an object")
+    for key in ("train", "dataset", "device"):
+        if not isinstance(config.get(key), dict):
+            raise _bad(f"{name}.{key}", config.get(key), "an object")
+    if not _is_int(config.get("seed")):
+        raise _bad(f"{name}.seed", config.get("seed"), "an integer")
+    try:
+        OmegaConf.create(config)
+        return section(FinalTraining, config["train"], "train")
+    except (OmegaConfBaseException, ValueError) as exc:  # ConfigError is a ValueError
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{name}: {text}") from None
+
+
+def _check_weights(weights: Any, where: str) -> None:
+    if not isinstance(weights, dict) or not weights:
+        raise _bad(f"{where}: field 'model'", weights, "a non-empty state dict")
+    for key, value in weights.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise _bad(f"{where}: field 'model' entry {_show(key)}", value, "a tensor")
+
+
+def _check_history(history: Any, epoch: int, where: str) -> None:
+    """One row (an object) per finished epoch, numbered from 1, with a numeric val_acc."""
+    name = f"{where}: field 'history'"
+    if not isinstance(history, list):
+        raise _bad(name, history, "a list of objects, one per finished epoch")
+    if len(history) != epoch:
+        raise CheckpointError(f"{name} has {len(history)} rows for {epoch} finished epochs")
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise _bad(f"{name}[{i}]", row, "an object")
+        acc = row.get("val_acc")
+        if row.get("epoch") != i + 1 or not (acc is None or isinstance(acc, int | float)):
+            raise CheckpointError(f"{name}[{i}] is damaged (epoch {_show(row.get('epoch'))}, "
+                                  f"val_acc {_show(acc)})")
+
+
+def _fresh_training_state(recipe: FinalTraining) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state of a fresh optimizer parameter group (without ``params``) and scheduler made
+    from ``recipe``: what a checkpoint's optimizer and scheduler must look like."""
+    optimizer = recipe.optimizer([torch.zeros(1, requires_grad=True)])
+    scheduler = recipe.scheduler(optimizer, 1)
+    group = {k: v for k, v in optimizer.state_dict()["param_groups"][0].items() if k != "params"}
+    return group, scheduler.state_dict()
+
+
+def _check_optimizer(saved: Any, group: dict[str, Any], name: str) -> None:
+    """Parameter groups like ``group`` with distinct integer ids; state per known id."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list) \
+            or not saved["param_groups"] or not isinstance(saved.get("state"), dict):
+        raise _bad(name, saved, "an optimizer state dict ('state' and 'param_groups')")
+    ids: list[Any] = []
+    for i, saved_group in enumerate(saved["param_groups"]):
+        _check_like(saved_group, group, f"{name}.param_groups[{i}]", ("lr", "initial_lr"))
+        params = saved_group.get("params")
+        if not isinstance(params, list) or not all(_is_int(p) for p in params):
+            raise _bad(f"{name}.param_groups[{i}].params", params, "a list of integers")
+        ids += params
+    if len(set(ids)) != len(ids):
+        raise CheckpointError(f"{name}: a parameter id appears twice in param_groups")
+    _check_optimizer_state(saved["state"], set(ids), name)
+
+
+def _check_optimizer_state(state: dict[Any, Any], ids: set[int], name: str) -> None:
+    """Per-parameter state: an object of float tensors or numbers for a known parameter id."""
+    for key, entry in state.items():
+        if not _is_int(key) or key not in ids or not isinstance(entry, dict):
+            raise CheckpointError(f"{name}.state has an entry {_show(key)} for no parameter")
+        for k, value in entry.items():
+            tensor = isinstance(value, torch.Tensor) and value.is_floating_point()
+            if not (value is None or tensor or _is_number(value)):
+                raise _bad(f"{name}.state[{key}].{k}", value, "a float tensor or a number")
+
+
+def _check_like(value: Any, ref: Any, name: str, required: tuple[str, ...] = ()) -> None:
+    """``value`` has the structure of ``ref`` (a fresh state): the same list lengths and kinds
+    of leaves (numbers, flags, strings, tensors of the same dtype and shape) under the keys it
+    shares with ``ref``, and every ``required`` key (torch fills in the others, so checkpoints
+    of another torch version still load)."""
+    if isinstance(ref, dict):
+        if not isinstance(value, dict):
+            raise _bad(name, value, "an object")
+        for key in required:
+            if key not in value:
+                raise CheckpointError(f"{name}: key {key!r} missing")
+        for key in [k for k in ref if k in value]:
+            _check_like(value[key], ref[key], f"{name}.{key}")
+    elif isinstance(ref, list | tuple):
+        if not isinstance(value, list | tuple) or len(value) != len(ref):
+            raise _bad(name, value, f"a list of {len(ref)} items")
+        for i, (item, sub) in enumerate(zip(value, ref, strict=True)):
+            _check_like(item, sub, f"{name}[{i}]")
+    elif not _same_kind(value, ref):
+        raise _bad(name, value, _kind(ref))
+
+
+def _kind(ref: Any) -> str:
+    """What a value like ``ref`` is, for an error line."""
+    if isinstance(ref, torch.Tensor):
+        return _show(ref)
+    if ref is None or isinstance(ref, bool):
+        return "true, false or null"
+    return "a number" if isinstance(ref, int | float) else f"a {type(ref).__name__}"
+
+
+def _same_kind(value: Any, ref: Any) -> bool:
+    if isinstance(ref, torch.Tensor):
+        return isinstance(value, torch.Tensor) and value.dtype == ref.dtype \
+            and value.shape == ref.shape
+    if ref is None or isinstance(ref, bool):
+        return value is None or isinstance(value, bool)
+    if isinstance(ref, int | float):
+        return _is_number(value)
+    return isinstance(value, type(ref))
+
+
+def _check_rng_state(value: Any, name: str) -> None:
+    """A CPU random-generator state: the right dtype and size, and accepted by a generator."""
+    _check_like(value, torch.Generator().get_state(), name)
+    try:
+        torch.Generator().set_state(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise CheckpointError(f"{name} is not a valid random-generator state") from None
+
+
+def load_weights(model: torch.nn.Module, ckpt: dict[str, Any], network: str) -> None:
+    """Load a validated checkpoint's weights into ``model``; a network they do not fit (other
+    cell, size or dataset) is one line, ``network`` says which network that was."""
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError, TypeError):
+        raise CheckpointError(f"{ckpt['path']}: the checkpoint's weights do not fit {network}") \
+            from None
+
+
+def _resumed_config(ckpt: dict[str, Any], current: DictConfig) -> DictConfig:
     """The checkpoint's config with this command line's ``key=value`` overrides applied
     (e.g. ``train.epochs=600`` to train longer)."""
     from hydra.core.hydra_config import HydraConfig
 
     cfg = OmegaConf.create(ckpt["config"])
-    dotlist = [o.lstrip("+") for o in HydraConfig.get().overrides.task
+    overrides = HydraConfig.get().overrides.task
+    dotlist = [o.lstrip("+") for o in overrides
                if "." in o.split("=", 1)[0] and not o.startswith(("resume=", "~"))]
+    if any(o.lstrip("+").split("=", 1)[0] == "device" for o in overrides):
+        # a new device option (device=cpu to continue a GPU run on a CPU box, say)
+        cfg.device = OmegaConf.to_container(current.device, resolve=True)
     if dotlist:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
     return cfg
@@ -122,14 +348,25 @@ def _job(cfg: DictConfig) -> _Job:
 
     if cfg.get("resume"):
         ckpt = load_checkpoint(Path(str(cfg.resume)))
-        cfg = _resumed_config(ckpt)
-        genotype, space = genotype_from_dict(ckpt["genotype"], where=ckpt["path"])
-        return _Job(cfg, RunDir(Path(ckpt["path"]).parent), genotype, space,
-                    f"checkpoint {ckpt['path']}", section(FinalTraining, cfg.train, "train"),
-                    ckpt)
+        cfg = _resumed_config(ckpt, cfg)
+        recipe = section(FinalTraining, cfg.train, "train")
+        if ckpt["epoch"] > recipe.epochs:
+            raise CheckpointError(f"{ckpt['path']}: the checkpoint has finished {ckpt['epoch']} "
+                                  f"epochs, more than train.epochs={recipe.epochs}; resume with "
+                                  f"train.epochs={ckpt['epoch']} or more")
+        genotype, space = genotype_from_dict(ckpt["genotype"],
+                                             where=f"{ckpt['path']}: field 'genotype'")
+        run_dir = RunDir(Path(ckpt["path"]).parent)
+        run_dir.lock()
+        return _Job(cfg, run_dir, genotype, space, f"checkpoint {ckpt['path']}", recipe, ckpt)
     genotype, space, source = resolve_arch(str(cfg.arch))
-    return _Job(cfg, RunDir(HydraConfig.get().runtime.output_dir), genotype, space, source,
-                section(FinalTraining, cfg.train, "train"))
+    recipe = section(FinalTraining, cfg.train, "train")
+    run_dir = RunDir(HydraConfig.get().runtime.output_dir)
+    if run_dir.is_used() or (run_dir.path / CHECKPOINT).exists():
+        raise UserError(f"{run_dir.path} already holds a run; continue it with "
+                        f"resume={run_dir.path}, or choose another hydra.run.dir")
+    run_dir.lock()
+    return _Job(cfg, run_dir, genotype, space, source, recipe)
 
 
 def train_final_task(cfg: DictConfig) -> float | None:
@@ -139,7 +376,7 @@ def train_final_task(cfg: DictConfig) -> float | None:
     seed = int(cfg.seed)
     torch.manual_seed(seed)
     settings, device = build_device(cfg)
-    data = load_data(cfg, seed).to(device)
+    data = require_images(load_data(cfg, seed), "train", "test").to(device)
     model = build_final_model(job.genotype, job.space, data, t).to(device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -159,15 +396,36 @@ def train_final_task(cfg: DictConfig) -> float | None:
     test = BatchLoader(data.test, batch_size=t.eval_batch_size, device=device)
     test_acc, test_loss = evaluate(model, test, device=device, amp=settings.amp,
                                    channels_last=settings.channels_last)
+    test_acc, test_loss = finite_or_none(test_acc), finite_or_none(test_loss)
     result = {"arch": job.source, "genotype": job.space.to_text(job.genotype),
               "test_acc": test_acc, "test_loss": test_loss,
-              "val_acc": history[-1]["val_acc"] if history else None, "epochs": t.epochs,
-              "params": params, "macs": macs,
-              "checkpoint": str(job.run_dir.path / CHECKPOINT), "history": history}
+              "val_acc": finite_or_none(history[-1]["val_acc"]) if history else None,
+              "epochs": t.epochs, "params": params, "macs": macs,
+              "checkpoint": str(job.run_dir.path / CHECKPOINT),
+              "history": [{k: finite_or_none(v) if isinstance(v, float) else v
+                           for k, v in row.items()} for row in history]}
     job.run_dir.write_json("final.json", result)
     job.run_dir.write_manifest(ended_at=now_iso(), status="finished", test_acc=test_acc)
     _print_result(result, params)
-    return test_acc if math.isfinite(test_acc) else None
+    return test_acc
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing or not finite (JSON has no NaN)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def require_images(data: Any, *splits: str) -> Any:
+    """``data`` when each of ``splits`` holds images; else one line naming the empty ones
+    (a dataset given as ready-made DataSplits skips the checks of ``load_dataset``)."""
+    empty = [s for s in splits if len(getattr(data, s)) == 0]
+    if empty:
+        raise UserError(f"dataset {data.name}: the {' and '.join(empty)} split(s) hold no "
+                        f"images ({len(data.train)} train, {len(data.val)} val, "
+                        f"{len(data.test)} test); add images")
+    return data
 
 
 def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: torch.device,
@@ -186,6 +444,7 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
     start, history = 0, []
     if job.ckpt is not None:
         start, history = _restore(job.ckpt, model, optimizer, scheduler, gen)
+        stretch_cosine(scheduler, t.epochs * steps)
         log.info("resumed from %s at epoch %d of %d", job.ckpt["path"], start, t.epochs)
     val_split = BatchLoader(data.val, batch_size=t.eval_batch_size, device=device)
     bar = _progress() if is_interactive() else None
@@ -197,8 +456,11 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
         model.drop_path_prob = t.drop_path * epoch / t.epochs  # scheduled drop-path
 
     def after(epoch: int, loss: float, n: int) -> None:
-        val_acc, val_loss = evaluate(model, val_split, device=device, amp=settings.amp,
-                                     channels_last=settings.channels_last)
+        val_acc = val_loss = None  # no validation split (val_fraction=0): test only at the end
+        if len(data.val):
+            val_acc, val_loss = (finite_or_none(v) for v in evaluate(
+                model, val_split, device=device, amp=settings.amp,
+                channels_last=settings.channels_last))
         row = {"epoch": epoch + 1, "train_loss": loss, "val_acc": val_acc,
                "val_loss": val_loss, "lr": scheduler.get_last_lr()[0], "steps": n,
                "seconds": round(time.perf_counter() - clock["t0"], 3)}
@@ -210,10 +472,11 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
             "history": history, "genotype": genotype_to_dict(job.genotype, job.space),
             "config": OmegaConf.to_container(job.cfg, resolve=True),
         }, job.run_dir.path / CHECKPOINT)
-        log.info("epoch %d/%d  loss %.4f  val acc %.4f  (%.1f s)", epoch + 1, t.epochs, loss,
-                 val_acc, row["seconds"])
+        shown = "-" if val_acc is None else f"{val_acc:.4f}"
+        log.info("epoch %d/%d  loss %.4f  val acc %s  (%.1f s)", epoch + 1, t.epochs, loss,
+                 shown, row["seconds"])
         if bar:
-            bar.update(task, completed=epoch + 1, acc=f"{val_acc:.4f}")
+            bar.update(task, completed=epoch + 1, acc=shown)
 
     if bar:
         bar.start()
@@ -232,28 +495,63 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
     return history
 
 
+def stretch_cosine(scheduler: Any, total: int) -> None:
+    """Continue a restored cosine schedule over ``total`` steps (``resume train.epochs=N``
+    with a new N): the learning rate is set to the cosine of the new length at the current
+    step, from which the scheduler's recursive update continues exactly. Without it the old
+    schedule would end early and the learning rate climb back up."""
+    if not isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        return
+    if scheduler.T_max == total:
+        return
+    scheduler.T_max = total
+    step = min(scheduler.last_epoch, total)
+    lrs = [scheduler.eta_min + (base - scheduler.eta_min) * (1 + math.cos(math.pi * step / total))
+           / 2 for base in scheduler.base_lrs]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    scheduler._last_lr = lrs
+
+
 def _restore(ckpt: dict[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any,
              gen: torch.Generator) -> tuple[int, list[dict[str, Any]]]:
-    """Load a checkpoint's weights and training state; returns (epoch, history)."""
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError:
-        raise UserError(f"{ckpt['path']}: the checkpoint's weights do not fit the network "
-                        "these settings build; resume with the same network settings") from None
-    optimizer.load_state_dict(ckpt["optimizer"])
+    """Load a validated checkpoint's weights and training state; returns (epoch, history).
+
+    What :func:`validate_checkpoint` cannot know without the network is checked here, before
+    any training: the weights' shapes and the optimizer's parameters and state shapes."""
+    load_weights(model, ckpt, "the network these settings build; resume with the network "
+                 "settings it was trained with (train.channels, train.cells_per_stage, "
+                 "train.stem, train.auxiliary, dataset)")
+    _load_optimizer(optimizer, ckpt["optimizer"], f"{ckpt['path']}: field 'optimizer'")
     scheduler.load_state_dict(ckpt["scheduler"])
     gen.set_state(ckpt["generator"])
     torch.set_rng_state(ckpt["torch_rng"])
     return int(ckpt["epoch"]), list(ckpt["history"])
 
 
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], name: str) -> None:
+    """Load a checked optimizer state whose parameters and state shapes fit ``optimizer``."""
+    expected = [len(g["params"]) for g in optimizer.param_groups]
+    found = [len(g["params"]) for g in saved["param_groups"]]
+    if found != expected:
+        raise CheckpointError(f"{name} holds {found} parameters per group; the network has "
+                              f"{expected}")
+    optimizer.load_state_dict(saved)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for i, p in enumerate(params):
+        for key, value in optimizer.state.get(p, {}).items():
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape != p.shape:
+                raise CheckpointError(f"{name}: state {key} of parameter {i} has shape "
+                                      f"{tuple(value.shape)}, the parameter {tuple(p.shape)}")
+
+
 def _print_result(result: dict[str, Any], params: int) -> None:
     table = Table(title="train-final")
     for col in ("arch", "epochs", "params", "val acc", "test acc", "checkpoint"):
         table.add_column(col)
-    table.add_row(result["arch"], str(result["epochs"]), f"{params / 1e6:.3f}M",
-                  f"{result['val_acc']:.4f}" if result["val_acc"] is not None else "-",
-                  f"{result['test_acc']:.4f}", result["checkpoint"])
+    shown = [f"{result[k]:.4f}" if result[k] is not None else "-" for k in ("val_acc", "test_acc")]
+    table.add_row(result["arch"], str(result["epochs"]), f"{params / 1e6:.3f}M", *shown,
+                  result["checkpoint"])
     console().print(table)
 
 

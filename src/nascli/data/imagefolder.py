@@ -11,6 +11,7 @@ subset of them. Every image is resized (squashed, aspect ratio not kept) to ``im
 
 from __future__ import annotations
 
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,14 +46,41 @@ def _files(folder: Path, classes: dict[str, int]) -> list[tuple[Path, int]]:
 
 
 def _read(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """One image file, converted to ``mode`` and resized to ``size``; a file PIL cannot read,
+    or one whose header declares more pixels than PIL's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``), is one :class:`DatasetError` naming it."""
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
+            _check_pixels(path, img.size)
             img = img.convert(mode).resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as err:
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError:
+        raise DatasetError(_too_large(path, None)) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as err:
+        # PIL reports broken files with all of these (UnidentifiedImageError is an OSError)
         raise DatasetError(f"imagefolder: cannot read image {path}: {err}") from None
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+    """Refuse an image over PIL's limit before it is decoded (PIL itself only warns below
+    twice the limit, and the decoded pixels could take gigabytes)."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise DatasetError(_too_large(path, size))
+
+
+def _too_large(path: Path, size: tuple[int, int] | None) -> str:
+    from PIL import Image
+
+    declared = f" declares {size[0]}x{size[1]} pixels, which" if size else ""
+    return (f"imagefolder: image {path}{declared} exceeds the decompression-bomb limit of "
+            f"{Image.MAX_IMAGE_PIXELS} pixels (a damaged or hostile file?); shrink or remove it")
 
 
 def _load(

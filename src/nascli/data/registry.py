@@ -146,6 +146,7 @@ def finish_raw(
         flip=d.flip if flip is None else flip,
         cutout=d.cutout if cutout is None else cutout,
     )
+    _check_classes(raw, name)
     pool = raw.train
     if raw.test is None:
         keep, held = stratified_split(pool[1].numpy(), raw.test_fraction, TEST_SPLIT_SEED)
@@ -157,6 +158,7 @@ def finish_raw(
         val, train = _take(pool, held), _take(pool, keep)
     else:
         val, train = raw.val, pool
+    _check_sizes(raw, name, {"train": train, "val": val, "test": test}, val_fraction)
 
     mean, std = channel_stats(train[0])
     if fraction < 1.0:
@@ -179,6 +181,44 @@ def finish_raw(
         fingerprint=fingerprint(name, parts),
         augment=augment,
         classes=raw.classes or tuple(str(i) for i in range(raw.num_classes)),
+    )
+
+
+def _check_classes(raw: RawData, name: str) -> None:
+    """At least two classes, and training images of at least two of them."""
+    if raw.num_classes < 2:
+        found = f" ({', '.join(raw.classes)})" if raw.classes else ""
+        hint = "; put each class's images in its own subfolder" if name == "imagefolder" else ""
+        raise DatasetError(
+            f"{name}: only {raw.num_classes} class{found}; a classifier needs at least 2{hint}"
+        )
+    present = int(torch.unique(raw.train[1]).numel())
+    if present < 2:
+        raise DatasetError(
+            f"{name}: the training images hold {present} of the {raw.num_classes} classes; a "
+            f"classifier needs images of at least 2 classes"
+        )
+
+
+def _check_sizes(
+    raw: RawData, name: str, parts: dict[str, tuple[Tensor, Tensor]], val_fraction: float
+) -> None:
+    """Every split holds images (val may be empty only when val_fraction is 0 on purpose);
+    otherwise one line with the numbers and what to do."""
+    sizes = {k: int(y.shape[0]) for k, (_, y) in parts.items()}
+    needed = [k for k in sizes if k != "val" or raw.val is not None or val_fraction > 0]
+    empty = [k for k in needed if sizes[k] == 0]
+    if not empty:
+        return
+    total = sum(sizes.values())
+    how = [f"test_fraction={raw.test_fraction}" if raw.test is None else "",
+           f"val_fraction={val_fraction}" if raw.val is None else ""]
+    folders = " or put val/ and test/ folders beside train/" if name == "imagefolder" else ""
+    raise DatasetError(
+        f"{name}: too few images: {total} give {sizes['train']} train, {sizes['val']} val and "
+        f"{sizes['test']} test ({', '.join(h for h in how if h) or 'as shipped'}), so the "
+        f"{' and '.join(empty)} split{'s' if len(empty) > 1 else ''} would be empty; add more "
+        f"images per class{folders}"
     )
 
 

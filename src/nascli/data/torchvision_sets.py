@@ -3,11 +3,16 @@
 torchvision reads (and with ``download=True`` fetches) the files under ``root``; the first load
 converts them to uint8 tensors and caches those in ``root/nascli-cache/NAME.pt`` (read back with
 ``torch.load(weights_only=True)``), because unpickling CIFAR batches or SVHN's .mat files each
-run costs seconds. Delete the cache file to rebuild it.
+run costs seconds. Delete the cache file to rebuild it; a damaged one is rebuilt from the raw
+files when they are there, and is otherwise one error line that names it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +22,8 @@ from torch import Tensor
 
 from nascli.data.registry import RawData, register_dataset
 from nascli.data.splits import AugmentSpec, DatasetError, resize_images
+
+log = logging.getLogger("nascli.data")
 
 CACHE_DIR = "nascli-cache"
 CACHE_VERSION = 1
@@ -91,22 +98,82 @@ def _read_all(name: str, root: Path, download: bool) -> dict[str, object]:
 
 
 def load_tensors(name: str, root: Path, download: bool, cache: bool = True) -> dict[str, object]:
-    """The official train and test parts of ``name`` as uint8/long tensors, via the cache."""
+    """The official train and test parts of ``name`` as uint8/long tensors, via the cache.
+
+    A damaged cache file is rebuilt from the raw files when they are there (with a warning);
+    otherwise it is one line naming the file and saying to delete it.
+    """
     path = root / CACHE_DIR / f"{name}.pt"
     if cache and path.is_file():
-        data = torch.load(path, weights_only=True)
-        if data.get("version") == CACHE_VERSION:
+        data, problem = _read_cache(path)
+        if data is not None:
+            return data
+        if problem:  # damaged (an old version is simply rebuilt)
+            log.warning("%s: damaged tensor cache (%s); rebuilding it from the raw files",
+                        path, problem)
+            data = _rebuild(name, root, download, path, problem)
+            _write_cache(data, path)
             return data
     data = _read_all(name, root, download)
     if cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(data, tmp)
-            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
-        except OSError:
-            pass  # a read-only root still works, only slower next time
+        _write_cache(data, path)
     return data
+
+
+def _read_cache(path: Path) -> tuple[dict[str, object] | None, str]:
+    """The cache's tensors, or (None, why) with ``why`` empty for an old cache version."""
+    try:
+        data = torch.load(path, weights_only=True)
+    except Exception as exc:  # torn, empty, foreign: the unpickler raises many kinds
+        return None, f"unreadable: {type(exc).__name__}"
+    if not isinstance(data, dict):
+        return None, f"holds a {type(data).__name__}, not a dict"
+    if data.get("version") != CACHE_VERSION:
+        return None, "" if isinstance(data.get("version"), int) else "no version"
+    problem = _cache_problem(data)
+    return (None, problem) if problem else (data, "")
+
+
+def _cache_problem(data: dict[str, object]) -> str:
+    """What is wrong with a loaded cache dict ('' when nothing)."""
+    for part in ("train", "test"):
+        x, y = data.get(f"{part}_x"), data.get(f"{part}_y")
+        if not (isinstance(x, Tensor) and x.dtype == torch.uint8 and x.dim() == 4):
+            return f"{part}_x is not a uint8 (N, C, H, W) tensor"
+        if not (isinstance(y, Tensor) and y.dtype == torch.long and y.shape == x.shape[:1]):
+            return f"{part}_y is not a long tensor of {x.shape[0]} labels"
+    classes = data.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return "classes is not a list of names"
+    return ""
+
+
+def _rebuild(name: str, root: Path, download: bool, path: Path, problem: str
+             ) -> dict[str, object]:
+    """The raw files read again for a damaged cache, or one line saying to delete the cache."""
+    try:
+        return _read_all(name, root, download)
+    except DatasetError:
+        raise DatasetError(
+            f"{name}: the tensor cache {path} is damaged ({problem}) and the raw files are not "
+            f"there to rebuild it; delete {path} and load again (with dataset.download=true, or "
+            f"dataset.root pointing at the raw files)"
+        ) from None
+
+
+def _write_cache(data: dict[str, object], path: Path) -> None:
+    """Save the cache atomically: a temporary file of this process, then a rename, so neither
+    a concurrent reader nor a second process writing the same cache sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only root still works, only slower next time
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # left only when the rename did not happen
 
 
 def _register(name: str) -> None:
