@@ -95,6 +95,22 @@ def _positional(args: list[str]) -> list[int]:
     return out
 
 
+def _check_run_dir(command: str, args: list[str]) -> None:
+    """Refuse a new run pointed at a folder that holds one, before Hydra writes its own
+    files (``.hydra/``, the log) there."""
+    from nascli.engine.rundir import RUN_FILES
+
+    if any(a.startswith(("resume=", "-m", "--multirun")) for a in args):
+        return
+    for a in args:
+        key, _, value = a.partition("=")
+        if key.lstrip("+") == "hydra.run.dir" and value:
+            folder = Path(value.strip("'\"")).expanduser()
+            if any((folder / name).exists() for name in (*RUN_FILES, "checkpoint.pt")):
+                how = f"continue it with resume={folder}, or " if command == "search" else ""
+                _error(f"{folder} already holds a run; {how}choose another hydra.run.dir")
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -126,6 +142,7 @@ def _delegate(command: str, args: list[str], with_arch: bool) -> None:
             _error(f"unexpected argument {args[stray[0]]!r}; overrides look like key=value")
     if not help_asked:
         _check_group_options(args)
+        _check_run_dir(command, args)
     code = run_hydra(command, args)
     if code:
         raise typer.Exit(code)

@@ -15,22 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import TINY, TINY_ZC, run_dirs
+from cli_helpers import TINY, TINY_ZC, one_error_line, run_dirs
 from conftest import run_nascli
 
 from nascli.engine.rundir import RunDir, read_history
 
 FAST = [*TINY_ZC, "proxy=synflow"]
-
-
-def _one_line(proc: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("nascli: error:")]
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +42,15 @@ def run(nascli, base_run) -> Path:
 
 
 def _snapshot(path: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in path.iterdir() if p.is_file() and p.name != ".lock"}
+    files = [p for p in path.rglob("*") if p.is_file() and p.name != ".lock"]
+    return {str(p.relative_to(path)): p.read_bytes() for p in files}
 
 
 def test_a_new_search_never_writes_into_a_used_run_directory(nascli, run):
     before = _snapshot(run)
     proc = nascli("search", *FAST, "strategy=evolution", f"hydra.run.dir={run}")
-    _one_line(proc, str(run), "already holds a run", "resume=")
-    after = _snapshot(run)
-    for name in ("config.yaml", "manifest.json", "history.jsonl", "state.pt", "best.json"):
-        assert after[name] == before[name], name
+    one_error_line(proc, str(run), "already holds a run", "resume=")
+    assert _snapshot(run) == before  # Hydra's own .hydra/ files and the log too
     proc = nascli("search", f"resume={run}", "budget.evaluations=4")  # still resumable
     assert proc.returncode == 0, proc.stderr
     assert len(read_history(run / "history.jsonl")) == 4
@@ -72,7 +61,7 @@ def test_a_second_process_cannot_resume_a_run_in_use(nascli, run):
     holder.lock()
     try:
         proc = nascli("search", f"resume={run}", "budget.evaluations=5")
-        _one_line(proc, "in use by another nascli process", f"pid {os.getpid()}")
+        one_error_line(proc, "in use by another nascli process", f"pid {os.getpid()}")
     finally:
         holder.unlock()
     assert len(read_history(run / "history.jsonl")) == 3
@@ -102,7 +91,7 @@ def test_two_concurrent_resumes_one_wins_the_other_exits_2(nascli, run):
 def test_resume_refuses_to_change_what_is_searched(nascli, run, override):
     before = _snapshot(run)
     key = override.split("=")[0]
-    _one_line(nascli("search", f"resume={run}", override), key, "resumed search keeps")
+    one_error_line(nascli("search", f"resume={run}", override), key, "resumed search keeps")
     assert _snapshot(run)["history.jsonl"] == before["history.jsonl"]
 
 
@@ -124,7 +113,7 @@ def test_resuming_a_train_final_directory_says_so(nascli):
                   "train.channels=4", "train.cells_per_stage=1", "device=cpu")
     assert proc.returncode == 0, proc.stderr
     (final,) = run_dirs(nascli.cwd, "train_final")
-    _one_line(nascli("search", f"resume={final}"), "train-final run directory")
+    one_error_line(nascli("search", f"resume={final}"), "train-final run directory")
 
 
 @pytest.mark.parametrize(("name", "content", "needle"), [
@@ -138,7 +127,7 @@ def test_resuming_a_train_final_directory_says_so(nascli):
     ("history.jsonl", b"[1, 2]\n", "must be a JSON object"),
     ("history.jsonl", None, "field 'score'"),  # a string score
 ])
-def test_damaged_run_files_give_one_line(nascli, run, name, content, needle):
+def test_damaged_run_files_giveone_error_line(nascli, run, name, content, needle):
     path = run / name
     if content is None and name == "state.pt":
         content = path.read_bytes()[: len(path.read_bytes()) // 2]
@@ -147,12 +136,12 @@ def test_damaged_run_files_give_one_line(nascli, run, name, content, needle):
         row["score"] = "0.5"
         content = (json.dumps(row) + "\n").encode()
     path.write_bytes(content)
-    _one_line(nascli("search", f"resume={run}", "budget.evaluations=4"), needle)
+    one_error_line(nascli("search", f"resume={run}", "budget.evaluations=4"), needle)
 
 
-def test_report_on_a_damaged_manifest_gives_one_line(nascli, run):
+def test_report_on_a_damaged_manifest_givesone_error_line(nascli, run):
     (run / "manifest.json").write_text("[[[")
-    _one_line(nascli("report", str(run)), "manifest.json")
+    one_error_line(nascli("report", str(run)), "manifest.json")
 
 
 @pytest.mark.parametrize(("override", "needle"), [
@@ -161,9 +150,9 @@ def test_report_on_a_damaged_manifest_gives_one_line(nascli, run):
     ("proxy.max_steps=-5", "proxy.max_steps=-5"), ("proxy.lr=-1", "proxy.lr=-1"),
     ("search_space.blocks=100000", "blocks"), ("budget.evaluations=0", "budget.evaluations"),
 ])
-def test_bad_command_line_values_give_one_line(nascli, override, needle):
+def test_bad_command_line_values_giveone_error_line(nascli, override, needle):
     proc = nascli("search", *TINY, override)
-    line = _one_line(proc, needle, code=proc.returncode)
+    line = one_error_line(proc, needle, code=proc.returncode)
     assert proc.returncode in (1, 2), line
     assert not run_dirs(nascli.cwd) or not (run_dirs(nascli.cwd)[0] / "history.jsonl").exists()
 
@@ -175,22 +164,22 @@ def test_grad_clip_null_is_accepted(nascli):
 
 @pytest.mark.parametrize("override", ["train.max_steps=0", "train.lr=-1", "train.momentum=-1",
                                       "train.weight_decay=-1", "train.channels=0"])
-def test_bad_train_final_values_give_one_line(nascli, override):
-    _one_line(nascli("train-final", "nasnet-a", *TINY[:4], override), override.split("=")[0])
+def test_bad_train_final_values_giveone_error_line(nascli, override):
+    one_error_line(nascli("train-final", "nasnet-a", *TINY[:4], override), override.split("=")[0])
 
 
 def test_a_search_where_every_candidate_fails_exits_non_zero_with_the_reasons(nascli):
     proc = nascli("search", *TINY, "proxy.lr=1e30", "proxy.grad_clip=null",
                   "budget.evaluations=2")
-    _one_line(proc, "every one of the 2 evaluations failed", "diverged")
+    one_error_line(proc, "every one of the 2 evaluations failed", "diverged")
     (path,) = run_dirs(nascli.cwd)
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["failed"] == 2 and manifest["best"] is None
 
 
-def test_an_output_folder_that_cannot_be_written_gives_one_line(nascli):
+def test_an_output_folder_that_cannot_be_written_givesone_error_line(nascli):
     proc = nascli("search", *FAST, "hydra.run.dir=/proc/nascli-cannot-write-here")
-    _one_line(proc, "/proc/nascli-cannot-write-here", code=1)
+    one_error_line(proc, "/proc/nascli-cannot-write-here", code=1)
 
 
 def test_a_full_disk_gives_one_line_naming_the_log_and_leaves_no_temporary_files(nascli):
@@ -199,7 +188,7 @@ def test_a_full_disk_gives_one_line_naming_the_log_and_leaves_no_temporary_files
     proc = subprocess.run([sys.executable, "-m", "nascli", "search", *FAST,
                            "budget.evaluations=4"], cwd=nascli.cwd, env=env,
                           capture_output=True, text=True, timeout=300)
-    line = _one_line(proc, "No space left on device", "log:", code=1)
+    line = one_error_line(proc, "No space left on device", "log:", code=1)
     assert line.count("nascli: error:") == 1
     (path,) = run_dirs(nascli.cwd)
     assert not list(path.glob(".*.tmp"))
@@ -282,7 +271,7 @@ def test_a_tiny_genotype_file_asking_for_ten_million_blocks(nascli):
     assert path.stat().st_size < 1024
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     for command in (("show", str(path)), ("evaluate", str(path), "proxy=params")):
-        _one_line(nascli(*command), "blocks", "limit")
+        one_error_line(nascli(*command), "blocks", "limit")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert max(before, peak_kib) < 1_500_000  # < 1.5 GiB: torch's import, nothing more
 
@@ -294,5 +283,60 @@ def test_a_checkpoint_is_never_unpickled(tmp_path):
 
     torch.save({"format": 1, "x": Evil()}, tmp_path / "evil.pt")
     proc = run_nascli("evaluate", str(tmp_path / "evil.pt"), cwd=tmp_path)
-    _one_line(proc, "evil.pt")
+    one_error_line(proc, "evil.pt")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_search_needs_validation_images(nascli):
+    one_error_line(nascli("search", *FAST, "dataset.val_fraction=0"), "val_fraction=0")
+
+
+def test_train_final_resume_with_more_epochs_continues_the_cosine_schedule():
+    from nascli.commands.train_final import stretch_cosine
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    state = sched.state_dict()
+    fresh = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    fresh.load_state_dict(state)
+    stretch_cosine(fresh, 8)  # resumed with twice the epochs: step 2 of 8
+    lrs = []
+    for _ in range(6):
+        opt.step()
+        fresh.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    import math
+
+    expected = [0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(3, 9)]
+    assert lrs == pytest.approx(expected, abs=1e-9)
+    assert lrs == sorted(lrs, reverse=True)  # never climbs back up
+
+
+def test_the_real_command_killed_mid_row_resumes_to_the_same_synflow_scores(tmp_path):
+    """End to end: the CLI SIGKILLed half-way through writing a row (seed-dependent synflow,
+    evolution), resumed, against an uninterrupted run of the same command."""
+    args = [*FAST, "strategy=evolution", "strategy.population_size=3", "strategy.sample_size=2",
+            "budget.evaluations=6", "seed=3"]
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    ref.mkdir()
+    cut.mkdir()
+    assert run_nascli("search", *args, cwd=ref).returncode == 0
+    env = dict(os.environ, COLUMNS="200", PYTHONWARNINGS="ignore", NASCLI_FAULT="history:torn@4")
+    proc = subprocess.run([sys.executable, "-m", "nascli", "search", *args], cwd=cut, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    (run,) = run_dirs(cut)
+    assert len(read_history(run / "history.jsonl")) == 3
+    assert run_nascli("search", f"resume={run}", cwd=cut).returncode == 0
+    (reference,) = run_dirs(ref)
+
+    def rows(path: Path) -> list[tuple]:
+        return [(r["id"], r["hash"], r["score"]) for r in read_history(path / "history.jsonl")]
+
+    assert rows(run) == rows(reference)
+    assert json.loads((run / "best.json").read_text())["hash"] == \
+        json.loads((reference / "best.json").read_text())["hash"]

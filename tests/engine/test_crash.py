@@ -1,6 +1,6 @@
 """Kill the search at every write point, resume, and compare with an uninterrupted run.
 
-Each run happens in a forked child (the real process boundary, no interpreter start-up), and
+Each run happens in a child process (the real process boundary), and
 ``NASCLI_FAULT=point@n`` (nascli.engine.faults) SIGKILLs it at the n-th pass through a write
 point: before a history row, in the middle of a row (a torn line), after a row, while the
 state file is written, while best.json is written. The resumed run must end with exactly the
@@ -11,10 +11,10 @@ file left and best.json naming the best row.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import signal
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,15 @@ from nascli.engine.search import Budget, Search
 from nascli.estimators.base import Estimate
 from nascli.genotypes import load_genotype
 from nascli.spaces import NASNetSpace
-from nascli.strategies import build
+from nascli.strategies import ChildFilter, build
 
 SPACE = NASNetSpace(blocks=2)
 BUDGET = 8
 POINTS = ["history:before", "history:torn", "history:after", "write:state.pt",
           "write:best.json"]
 OPTIONS = {"random": {}, "evolution": {"population_size": 3, "sample_size": 2},
-           "ppo": {"batch_size": 3, "lr": 0.05}}
+           "ppo": {"batch_size": 3, "lr": 0.05},
+           "evolution+filter": {"population_size": 3, "sample_size": 2}}
 
 
 class Noisy:
@@ -56,36 +57,52 @@ class NoisyFactory:
         return Noisy()
 
 
+def _filter_scores(genotypes):
+    """A child filter's proxy, seeded per genotype as nascli's proxy_scorer does."""
+    noisy = Noisy()
+    return [noisy(g, seed=int(SPACE.hash(g)[:8], 16)).score for g in genotypes]
+
+
 def _search(path: Path, strategy: str, executor: str) -> Search:
     run_dir = RunDir(path)
     run_dir.lock()
     ex = LocalExecutor.wrap(Noisy()) if executor == "local" else PoolExecutor(
         NoisyFactory(), workers=2, threads=1)
-    return Search(SPACE, build(strategy, SPACE, seed=5, **OPTIONS[strategy]), ex,
-                  Budget(BUDGET), run_dir=run_dir, seed=11)
+    name, _, addon = strategy.partition("+")
+    inner = build(name, SPACE, seed=5, **OPTIONS[strategy])
+    if addon == "filter":
+        inner = ChildFilter(inner, _filter_scores, children=3)
+    return Search(SPACE, inner, ex, Budget(BUDGET), run_dir=run_dir, seed=11)
+
+
+def _run_search(path: Path, strategy: str, executor: str, fault: str, resume: bool) -> None:
+    """The child process: run (or resume) the search, with the fault armed."""
+    os.environ["NASCLI_FAULT"] = fault
+    faults.reset()
+    search = _search(path, strategy, executor)
+    if resume:
+        search.resume()
+    try:
+        search.run()
+    finally:
+        search.executor.shutdown()
+
+
+#: children come from a fork server that never ran torch: forking a process whose torch
+#: thread pool is running can deadlock the child, and spawning each one costs seconds
+_CTX = mp.get_context("forkserver")
+_CTX.set_forkserver_preload(["nascli.engine.search", "nascli.strategies", "numpy"])
 
 
 def _child(path: Path, strategy: str, executor: str, fault: str, resume: bool) -> int:
-    """Run (or resume) the search in a forked child; returns its wait status."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 0
-        try:
-            os.environ["NASCLI_FAULT"] = fault
-            faults.reset()
-            search = _search(path, strategy, executor)
-            if resume:
-                search.resume()
-            try:
-                search.run()
-            finally:
-                search.executor.shutdown()
-        except BaseException:
-            traceback.print_exc()
-            code = 3
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return status
+    """Run (or resume) the search in a child process; returns its exit code (-9: killed)."""
+    proc = _CTX.Process(target=_run_search, args=(path, strategy, executor, fault, resume))
+    proc.start()
+    proc.join(timeout=300)
+    if proc.is_alive():
+        proc.kill()
+        raise AssertionError(f"the search hung ({strategy}, {executor}, {fault!r})")
+    return proc.exitcode
 
 
 def _rows(path: Path) -> list[tuple]:
@@ -110,8 +127,8 @@ def _reference(tmp_path_factory, strategy: str, executor: str) -> list[tuple]:
 
 
 def _crash_and_resume(path: Path, strategy: str, executor: str, fault: str) -> None:
-    status = _child(path, strategy, executor, fault, resume=False)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, fault
+    code = _child(path, strategy, executor, fault, resume=False)
+    assert code == -signal.SIGKILL, (fault, code)
     assert _child(path, strategy, executor, "", resume=True) == 0
 
 
@@ -161,19 +178,16 @@ def test_pool_executor_evolution_keeps_the_books(tmp_path):
 
 def test_two_kills_in_a_row_then_resume(tmp_path, tmp_path_factory):
     reference = _reference(tmp_path_factory, "evolution", "local")
-    status = _child(tmp_path, "evolution", "local", "history:torn@2", resume=False)
-    assert os.WIFSIGNALED(status)
+    assert _child(tmp_path, "evolution", "local", "history:torn@2", resume=False) == -9
     # the resumed run itself is killed, and resumed again
-    status = _child(tmp_path, "evolution", "local", "write:state.pt@3", resume=True)
-    assert os.WIFSIGNALED(status)
+    assert _child(tmp_path, "evolution", "local", "write:state.pt@3", resume=True) == -9
     assert _child(tmp_path, "evolution", "local", "", resume=True) == 0
     assert _rows(tmp_path) == reference
     _check_integrity(tmp_path)
 
 
 def test_pool_workers_die_with_a_killed_search(tmp_path):
-    status = _child(tmp_path, "random", "pool", "history:after@2", resume=False)
-    assert os.WIFSIGNALED(status)
+    assert _child(tmp_path, "random", "pool", "history:after@2", resume=False) == -9
     workers = {int(r["worker"].split("-")[0][3:]) for r in read_history(
         tmp_path / "history.jsonl") if str(r["worker"]).startswith("pid")}
     assert workers

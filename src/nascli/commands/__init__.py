@@ -60,8 +60,9 @@ def guarded(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             _report(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                     USER_ERROR_CODE)
         except KeyboardInterrupt as exc:
-            from nascli.engine.signals import Terminated
+            from nascli.engine.signals import Terminated, ignore_from_now
 
+            ignore_from_now()
             term = isinstance(exc, Terminated)
             print(f"nascli: {'terminated (SIGTERM)' if term else 'interrupted'}; finished work "
                   "is saved", file=sys.stderr)

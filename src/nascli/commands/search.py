@@ -23,7 +23,7 @@ from nascli.config import check, instantiate, option_name, section
 from nascli.engine.console import console, is_interactive
 from nascli.engine.rundir import RunDir, RunDirError, now_iso
 from nascli.engine.search import Budget, Search
-from nascli.engine.signals import Terminated, graceful, shielded
+from nascli.engine.signals import Terminated, graceful, ignore_from_now, shielded
 from nascli.errors import UserError
 from nascli.estimators.proxy import ProxyEstimator
 from nascli.spaces import SearchSpace
@@ -62,13 +62,18 @@ class ChildFilter:
 
 
 def proxy_scorer(name: str, space: SearchSpace, data: Any, device: Any, seed: int):
-    """A function from a list of genotypes to proxy scores (failed: -inf)."""
+    """A function from a list of genotypes to proxy scores (failed: -inf).
+
+    Each genotype's network is initialised with a seed of its own (the run seed and its
+    hash), so a score never depends on how many were scored before: a resumed search
+    filters children exactly as an uninterrupted one.
+    """
     estimator = ProxyEstimator(space, data, device=device, seed=seed, name=name)
 
     def score(genotypes: list[Any]) -> list[float]:
         out = []
         for g in genotypes:
-            est = estimator(g)
+            est = estimator(g, seed=(seed + int(space.hash(g)[:8], 16)) % 2**32)
             out.append(est.score if est.ok else float("-inf"))
         return out
 
@@ -103,6 +108,9 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> Search:
     settings, device = build_device(cfg)
     space = build_space(cfg)
     data = load_data(cfg, seed)
+    if len(data.val) == 0:
+        raise UserError("dataset.val_fraction=0 leaves no validation images, and a search "
+                        "scores candidates on them; use a val_fraction in (0, 1)")
     log.info("run directory: %s", run_dir.path)
     log.info("space %s | strategy %s | proxy %s | dataset %s (%d train, %d val) | device %s",
              space.describe(), option_name(cfg, "strategy"), option_name(cfg, "proxy"),
@@ -189,6 +197,7 @@ def _run(search: Search, run_dir: RunDir) -> Any:
         status = "finished"
         return result
     except KeyboardInterrupt as exc:
+        ignore_from_now()
         status = "terminated" if isinstance(exc, Terminated) else "interrupted"
         raise
     finally:

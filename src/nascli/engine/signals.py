@@ -48,3 +48,11 @@ def shielded() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def ignore_from_now() -> None:
+    """Ignore SIGINT and SIGTERM for the rest of the process: it is already stopping, and a
+    second Ctrl-C must not cut the clean-up or turn the exit code into a signal."""
+    if _main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
