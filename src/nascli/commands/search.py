@@ -169,7 +169,11 @@ def search_task(cfg: DictConfig) -> float | None:
         run_dir = open_new_run(HydraConfig.get().runtime.output_dir)
     search = build_search(cfg, run_dir, resumed=resumed)
     if resumed:
-        n = search.resume()
+        try:
+            n = search.resume()
+        except BaseException:
+            search.executor.shutdown(cancel=True)
+            raise
         record_resume(run_dir, command)
         log.info("resuming %s: %d finished evaluations reused, %d to re-run", run_dir.path, n,
                  len(search.redo))

@@ -121,7 +121,12 @@ class Search:
         self.history = self.run_dir.history()
         state = self.run_dir.load_state(check=_check_state)
         if state is not None:
-            self.strategy.load_state_dict(state["strategy"])
+            try:
+                self.strategy.load_state_dict(state["strategy"])
+            except (KeyError, TypeError, IndexError, AttributeError) as exc:
+                raise RunDirError(f"{self.run_dir.path / 'state.pt'}: damaged strategy state "
+                                  f"({type(exc).__name__}: {exc}); the run cannot be resumed "
+                                  "exactly") from None
             self.elapsed_before = float(state["elapsed"])
             self.next_id = max(int(state["next_id"]),
                                1 + max((r["id"] for r in self.history), default=-1))
