@@ -56,11 +56,14 @@ def _test_checkpoint(cfg: DictConfig, run_dir: RunDir) -> dict[str, Any]:
 
 
 def _with_network(space: Any, cfg: DictConfig) -> Any:
-    """ARCH's own space, with the search-time network settings of ``cfg.search_space``."""
+    """ARCH's own space (its ops and blocks), rebuilt with the search-time network settings
+    of ``cfg.search_space``, so ``evaluate ARCH proxy=train`` trains the network a search
+    with this config would have trained."""
     network = getattr(space, "network", None)
-    if isinstance(network, dict):
-        network.update({k: cfg.search_space[k] for k in network if k in cfg.search_space})
-    return space
+    if not isinstance(network, dict) or not hasattr(space, "config"):
+        return space
+    given = {k: cfg.search_space[k] for k in network if k in cfg.search_space}
+    return type(space)(**{**space.config(), **given})
 
 
 def evaluate_task(cfg: DictConfig) -> float | None:
