@@ -465,13 +465,8 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
                "val_loss": val_loss, "lr": scheduler.get_last_lr()[0], "steps": n,
                "seconds": round(time.perf_counter() - clock["t0"], 3)}
         history.append(row)
-        atomic_torch_save({
-            "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "history": history, "genotype": genotype_to_dict(job.genotype, job.space),
-            "config": OmegaConf.to_container(job.cfg, resolve=True),
-        }, job.run_dir.path / CHECKPOINT)
+        atomic_torch_save(_checkpoint(job, epoch + 1, model, optimizer, scheduler, gen,
+                                      history), job.run_dir.path / CHECKPOINT)
         shown = "-" if val_acc is None else f"{val_acc:.4f}"
         log.info("epoch %d/%d  loss %.4f  val acc %s  (%.1f s)", epoch + 1, t.epochs, loss,
                  shown, row["seconds"])
@@ -493,6 +488,18 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
         if bar:
             bar.stop()
     return history
+
+
+def _checkpoint(job: _Job, epoch: int, model: torch.nn.Module, optimizer: Any, scheduler: Any,
+                gen: torch.Generator, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything a resume needs after ``epoch`` finished epochs (loads weights-only)."""
+    return {
+        "format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+        "history": history, "genotype": genotype_to_dict(job.genotype, job.space),
+        "config": OmegaConf.to_container(job.cfg, resolve=True),
+    }
 
 
 def stretch_cosine(scheduler: Any, total: int) -> None:
