@@ -19,9 +19,11 @@ from omegaconf.errors import OmegaConfBaseException
 from nascli.engine.rundir import CONFIG, RunDir, RunDirError, now_iso
 
 #: keys a resumed search keeps from the run, whatever the command line says
-FIXED = ("search_space", "strategy", "proxy", "dataset", "seed", "child_filter")
+FIXED = ("search_space", "strategy", "proxy", "dataset", "seed", "child_filter", "oneshot")
 #: keys a resumed search takes from the command line when given there
 ADJUSTABLE = ("budget", "device", "executor", "progress", "top_k")
+#: keys inside FIXED sections that a resume may change (what runs after the search)
+ADJUSTABLE_KEYS = ("oneshot.rerank_top_k", "oneshot.probe", "oneshot.reference")
 
 
 def open_new_run(path: str | Path) -> RunDir:
@@ -69,18 +71,26 @@ def open_resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[RunDir, Dic
     run_dir = RunDir(path)
     run_dir.lock()
     keys = [_override_key(o) for o in overrides]
+    later = [k for k in keys if k.startswith(ADJUSTABLE_KEYS)]
     for key in keys:
         root = key.split(".", 1)[0]
+        if key in later:
+            continue
         if root in FIXED and _value(cfg, key) != _value(original, key):
             raise RunDirError(
                 f"resume: {key}={_short(_value(cfg, key))} differs from the run's "
                 f"{_short(_value(original, key))}; a resumed search keeps its space, strategy, "
-                "proxy, dataset, seed and child filter (budgets, device and executor may change)")
+                "proxy, dataset, seed, child filter and supernet (budgets, device, executor, "
+                "oneshot.rerank_top_k and oneshot.probe may change)")
     merged = OmegaConf.to_container(original, resolve=False)
     for root in {k.split(".", 1)[0] for k in keys} & set(ADJUSTABLE):
         if root in cfg:
             merged[root] = OmegaConf.to_container(cfg[root], resolve=True) \
                 if OmegaConf.is_config(cfg[root]) else cfg[root]
+    for key in {k.split(".")[0] + "." + k.split(".")[1] for k in later}:
+        OmegaConf.update(merged_cfg := OmegaConf.create(merged), key, _value(cfg, key),
+                         force_add=True)
+        merged = OmegaConf.to_container(merged_cfg, resolve=False)
     merged["resume"] = str(path)
     return run_dir, OmegaConf.create(merged)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
+from nascli.commands import oneshot
 from nascli.commands.common import (
     EstimatorFactory,
     build_device,
@@ -98,9 +100,64 @@ def prescreened(space: SearchSpace, p: Prescreen, score: Any, seed: int) -> list
     return [samples[i] for i in order[: p.keep]]
 
 
-def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> Search:
+class Derived:
+    """The strategy of a gradient-based search: its derived genotype, then nothing more."""
+
+    def __init__(self, space: SearchSpace, genotype: Any) -> None:
+        self.space, self.genotype, self.asked = space, genotype, False
+
+    def ask(self) -> Any:
+        """The derived genotype, once."""
+        from nascli.strategies.base import SearchExhausted
+
+        if self.asked:
+            raise SearchExhausted("the derived genotype has been evaluated")
+        self.asked = True
+        return self.genotype
+
+    def tell(self, genotype: Any, score: float | None, metrics: Any = None) -> None:
+        """Nothing to learn."""
+
+    def discard(self, genotype: Any) -> None:
+        """Nothing to hand back."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Whether the genotype was asked."""
+        return {"asked": self.asked}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.asked = bool(state["asked"])
+
+
+def _darts(strategy: Any, run_dir: RunDir, built: tuple[Any, ...], progress: bool) -> Any:
+    """Run a gradient-based search (``strategy=darts``) in the run directory (resumable);
+    returns its derived genotype."""
+    space, data, settings, device = built
+    result = strategy.run(data, device, run_dir=run_dir.path, progress=progress,
+                          channels_last=settings.channels_last)
+    log.info("darts: derived %s after %d epochs", space.to_text(result.genotype),
+             len(result.epochs))
+    return result.genotype
+
+
+def _progress(cfg: DictConfig) -> bool:
+    progress = {"on": True, "off": False}.get(str(cfg.progress))
+    if progress is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        progress = is_interactive() and HydraConfig.get().mode.name != "MULTIRUN"
+    return progress
+
+
+def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool,
+                 on_start: Any = None) -> Search:
     """Every object of a search from its config: space, data, strategy (with its add-ons),
-    estimator behind an executor, budget and the warm-start queue."""
+    estimator behind an executor, budget and the warm-start queue.
+
+    A supernet (``proxy=supernet``) or a gradient-based strategy (``strategy=darts``) is
+    trained here, after ``on_start()`` has recorded the run (it may take a while)."""
+    from nascli.oneshot.darts import DARTS
     from nascli.strategies import ChildFilter as ChildFilterWrapper
     from nascli.strategies import Deduplicate
 
@@ -115,23 +172,32 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> Search:
     log.info("space %s | strategy %s | proxy %s | dataset %s (%d train, %d val) | device %s",
              space.describe(), option_name(cfg, "strategy"), option_name(cfg, "proxy"),
              data.name, len(data.train), len(data.val), device)
-    strategy = Deduplicate(instantiate(cfg.strategy, "strategy", space=space, seed=seed))
+    built = (space, data, settings, device)
+    progress = _progress(cfg)
+    b = section(Budget, cfg.budget, "budget")
+    inner = instantiate(cfg.strategy, "strategy", space=space, seed=seed)
+    extra: dict[str, Any] = {}
+    if oneshot.uses_supernet(cfg):
+        if on_start is not None:
+            on_start()
+        extra = oneshot.prepare(cfg, run_dir, built, seed, progress)
+    if isinstance(inner, DARTS):
+        if on_start is not None:
+            on_start()
+        inner, b = Derived(space, _darts(inner, run_dir, built, progress)), Budget(evaluations=1)
+    strategy = Deduplicate(inner)
     filt = section(ChildFilter, cfg.get("child_filter", {}), "child_filter")
     if filt.children > 1:
         strategy = ChildFilterWrapper(strategy, proxy_scorer(filt.proxy, space, data, device,
                                                              seed), children=filt.children)
-    factory = EstimatorFactory(cfg, seed, built=(space, data, settings, device))
+    factory = EstimatorFactory(cfg, seed, built=built)
     gpus = list(settings.gpus) if device.type == "cuda" else None
     executor = instantiate(cfg.executor, "executor", factory=factory, gpus=gpus)
-    b = section(Budget, cfg.budget, "budget")
-    progress = {"on": True, "off": False}.get(str(cfg.progress))
-    if progress is None:
-        from hydra.core.hydra_config import HydraConfig
-
-        progress = is_interactive() and HydraConfig.get().mode.name != "MULTIRUN"
     search = Search(space, strategy, executor, b, run_dir, progress=progress, seed=seed)
     search.info.update(device=str(device), dataset=data.summary(), space=space.describe(),
-                       strategy=option_name(cfg, "strategy"), proxy=option_name(cfg, "proxy"))
+                       strategy=option_name(cfg, "strategy"), proxy=option_name(cfg, "proxy"),
+                       **extra)
+    search.built = built
     pre = section(Prescreen, cfg.get("prescreen", {}), "prescreen")
     if pre.proxy and not resumed:
         search.enqueue(prescreened(space, pre, proxy_scorer(pre.proxy, space, data, device,
@@ -167,7 +233,16 @@ def search_task(cfg: DictConfig) -> float | None:
         _log_to_run(run_dir)
     else:
         run_dir = open_new_run(HydraConfig.get().runtime.output_dir)
-    search = build_search(cfg, run_dir, resumed=resumed)
+
+    def on_start() -> None:
+        """Record a new run before anything long runs (once)."""
+        if not resumed and not run_dir.read_manifest():
+            run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+            run_dir.write_manifest(command=command, seed=int(cfg.seed), started_at=now_iso(),
+                                   status="running")
+
+    with _recorded(run_dir):
+        search = build_search(cfg, run_dir, resumed=resumed, on_start=on_start)
     if resumed:
         try:
             n = search.resume()
@@ -178,10 +253,13 @@ def search_task(cfg: DictConfig) -> float | None:
         log.info("resuming %s: %d finished evaluations reused, %d to re-run", run_dir.path, n,
                  len(search.redo))
     else:
-        run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-        run_dir.write_manifest(command=command, seed=int(cfg.seed), **search.info,
-                               started_at=now_iso(), status="running")
+        on_start()
+        run_dir.write_manifest(**search.info)
     result = _run(search, run_dir)
+    with _recorded(run_dir):
+        extra = oneshot.finish(cfg, search, run_dir, search.built, int(cfg.seed))
+    if extra:
+        run_dir.write_manifest(oneshot=extra)
     summary = search.summary()
     if summary["evaluations"] and summary["best"] is None:
         reasons = "; ".join(f"{n} x {why}" for why, n in summary["failure_reasons"].items())
@@ -189,6 +267,22 @@ def search_task(cfg: DictConfig) -> float | None:
                         f"({reasons}); see {run_dir.path / 'search.log'}")
     _print_table(result.top(int(cfg.top_k)), run_dir.path)
     return result.best["score"] if result.best else None
+
+
+@contextlib.contextmanager
+def _recorded(run_dir: RunDir) -> Iterator[None]:
+    """A phase outside the search loop (supernet or DARTS training, re-ranking): SIGTERM
+    stops it like Ctrl-C, and the manifest of a recorded run says how it ended."""
+    try:
+        with graceful():
+            yield
+    except KeyboardInterrupt as exc:
+        ignore_from_now()
+        with shielded(), contextlib.suppress(OSError, RunDirError):
+            if run_dir.read_manifest():
+                run_dir.write_manifest(ended_at=now_iso(), status="terminated" if isinstance(
+                    exc, Terminated) else "interrupted")
+        raise
 
 
 def _run(search: Search, run_dir: RunDir) -> Any:

@@ -131,6 +131,8 @@ def recalibrate_batchnorm(
     max_batches: int = 8,
     amp: str = "none",
     channels_last: bool = False,
+    norms: list[nn.Module] | None = None,
+    forward: Callable[[Tensor], object] | None = None,
 ) -> int:
     """Recompute BatchNorm running statistics as a plain average over ``max_batches`` batches.
 
@@ -138,16 +140,25 @@ def recalibrate_batchnorm(
     much earlier weights, and eval-mode accuracy can fall to chance while train-mode accuracy
     is high. Re-estimating them on the final weights fixes that (as one-shot NAS does).
     Returns the number of batches used; the model's train/eval mode is restored.
+
+    ``norms`` limits the re-estimation to those BatchNorm layers (a supernet path's; only they
+    are put in training mode, so the rest of the model must not depend on its mode) and
+    ``forward(x)`` replaces ``model(x)`` (a supernet runs a path: ``supernet(x, genotype)``).
+    Weights never change; only running statistics do.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    explicit = norms is not None
+    if norms is None:
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return 0
     saved = [(m, m.momentum) for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: every batch weighs the same
-    was_training = model.training
-    model.train()
+    # switching a whole supernet's thousands of modules would cost more than the batches
+    switched = [(m, m.training) for m in (norms if explicit else [model])]
+    for m, _ in switched:
+        m.train()
     used = 0
     try:
         for x, _ in batches:
@@ -157,10 +168,11 @@ def recalibrate_batchnorm(
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp):
-                model(x)
+                (forward or model)(x)
             used += 1
     finally:
         for m, momentum in saved:
             m.momentum = momentum
-        model.train(was_training)
+        for m, training in switched:
+            m.train(training)
     return used

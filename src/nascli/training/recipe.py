@@ -99,12 +99,14 @@ def fit(
     aux_weight: float = 0.0,
     before_epoch: Callable[[int], None] | None = None,
     after_epoch: Callable[[int, float, int], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Train ``model`` for epochs ``start_epoch .. recipe.epochs - 1`` with the recipe.
 
     The optimizer and scheduler are made from the recipe unless given (a resumed run passes
     its restored ones). ``before_epoch(epoch)`` runs first in each epoch (drop-path schedules);
-    ``after_epoch(epoch, loss, steps)`` after it (validation, checkpoints). Raises
+    ``after_epoch(epoch, loss, steps)`` after it (validation, checkpoints); ``on_step(step,
+    loss)`` after every optimisation step (progress bars). Raises
     :class:`~nascli.training.DivergedError` when a loss is not finite.
     """
     if optimizer is None:
@@ -119,7 +121,7 @@ def fit(
             model, batches, optimizer, scheduler, device=device, amp=amp, scaler=scaler,
             grad_clip=recipe.grad_clip, aux_weight=aux_weight,
             label_smoothing=recipe.label_smoothing, max_steps=steps_per_epoch,
-            channels_last=channels_last,
+            channels_last=channels_last, on_step=on_step,
         )
         losses.append(loss)
         total += n
