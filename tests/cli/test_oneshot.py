@@ -65,6 +65,17 @@ def test_oneshot_probe_and_rerank(oneshot_run):
     assert best["metrics"]["reranked_by"] == "train"
 
 
+def test_report_shows_the_ranking(oneshot_run, tmp_path):
+    run, _ = oneshot_run
+    out = tmp_path / "report"
+    proc = nascli_in(tmp_path, "report", str(run), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "oneshot_ranking.png").stat().st_size > 1000
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["oneshot_ranking"][0]["probes"] == 4
+    assert "Kendall tau" in proc.stderr
+
+
 def test_oneshot_resume_reuses_the_supernet_and_adds_a_probe(oneshot_run, tmp_path):
     import shutil
 
@@ -122,6 +133,10 @@ def test_darts_search_then_train_final(tmp_path):
         for row in record["normal"] + record["reduce"]:
             assert sum(row) == pytest.approx(1.0, abs=1e-4)
     assert rows[0]["genotype"] == alphas["epochs"][-1]["genotype"]
+    proc = nascli_in(tmp_path, "report", str(run))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "darts_alphas.png").stat().st_size > 1000
+    assert "DARTS op weights over 2 epochs" in proc.stderr
     proc = nascli_in(tmp_path, "train-final", str(run), *TINY_FINAL, "train.epochs=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (final,) = run_dirs(tmp_path, "train_final")

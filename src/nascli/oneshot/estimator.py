@@ -49,8 +49,8 @@ class SupernetEstimator:
     def __init__(
         self, space: Any, data: Any, device: torch.device | str = "cpu", amp: str = "none",
         channels_last: bool = False, seed: int = 0, *, supernet: str | None = None,
-        bn_batches: int = 1, bn_batch_size: int = 64, val_batches: int = 1,
-        val_batch_size: int = 128,
+        bn_batches: int = 1, bn_batch_size: int = 32, val_batches: int = 1,
+        val_batch_size: int = 64,
     ) -> None:
         if isinstance(bn_batches, bool) or not isinstance(bn_batches, int) or bn_batches < 0:
             raise ValueError(f"bn_batches={bn_batches!r} is invalid; expected an integer >= 0")

@@ -49,9 +49,9 @@ class SupernetTraining(TrainRecipe):
     ``max_steps`` caps the steps of each epoch; ``data_fraction`` of the train split is used.
     """
 
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 64
-    lr: float = 0.1
+    lr: float = 0.01
     sampling: str = "uniform"
     data_fraction: float = 1.0
     augment: bool = False

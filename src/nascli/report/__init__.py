@@ -17,6 +17,7 @@ from rich.table import Table
 
 from nascli.engine.console import console
 from nascli.engine.rundir import HISTORY, MANIFEST, read_history, read_json_object
+from nascli.report import oneshot
 from nascli.report.diagram import draw_genotype
 
 
@@ -90,6 +91,10 @@ def make_report(paths: list[Path], out: Path | None = None) -> dict[str, Any]:
                                 "failed": sum(r["status"] != "ok" for r in rows),
                                 "best": ok[0]["score"] if ok else None})
         _print_run_table(run, label, rows, ok)
+        for key, part in (("oneshot_ranking", oneshot.ranking(run, out)),
+                          ("darts_alphas", oneshot.darts_alphas(run, out))):
+            if part is not None:
+                summary.setdefault(key, []).append(part)
     _plot_curves(curves, out / "best_so_far.png")
     front = _plot_pareto(all_rows, out / "pareto.png")
     if front is not None:
