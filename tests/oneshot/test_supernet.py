@@ -114,6 +114,9 @@ def test_fair_sampling_trains_every_choice_equally(space):
     assert space.validate(uniform()) and space.validate(sampler())
     with pytest.raises(ValueError, match="sampling='often'"):
         PathSampler(space, "often")
+    with pytest.raises(ValueError, match="sampling='sometimes' is invalid; expected one of "
+                                         "uniform, fair"):
+        SupernetTraining(sampling="sometimes")
 
 
 def _train(space, data, path, epochs, seed=0, lr=0.05, **kw):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nascli.config import check, instantiate, locate, section
 from nascli.engine.console import console
 from nascli.engine.rundir import RunDir, RunDirError, read_json_object
+from nascli.errors import UserError
 from nascli.oneshot.estimator import SupernetEstimator
 from nascli.oneshot.supernet import SuperNet
-from nascli.oneshot.train import SupernetTraining, train_supernet
+from nascli.oneshot.train import SupernetTraining, read_checkpoint, train_supernet
 
 log = logging.getLogger("nascli.oneshot")
 
@@ -76,17 +78,30 @@ def uses_supernet(cfg: DictConfig) -> bool:
     return isinstance(target, type) and issubclass(target, SupernetEstimator)
 
 
+def check_unused(cfg: DictConfig) -> None:
+    """Refuse ``oneshot.*`` settings that a run without a supernet would silently ignore."""
+    o = settings(cfg)
+    for key in ("supernet", "rerank_top_k", "probe"):
+        if getattr(o, key):
+            raise UserError(f"oneshot.{key}={getattr(o, key)!r} applies to strategy=oneshot or "
+                            f"proxy=supernet; this run's proxy is "
+                            f"{cfg.proxy.get('_target_', '?')}")
+
+
 def prepare(cfg: DictConfig, run_dir: RunDir, built: tuple[Any, ...], seed: int,
-            progress: bool) -> dict[str, Any]:
-    """Phase 1: set ``cfg.proxy.supernet`` to a trained supernet (training it if needed);
-    returns facts for the manifest."""
+            progress: bool, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Phase 1: set ``cfg.proxy.supernet`` to a trained supernet (training it if needed, after
+    ``on_start()`` has recorded the run); returns facts for the manifest."""
     space, data, device_settings, device = built
     o = settings(cfg)
     given = cfg.proxy.get("supernet") or o.supernet
     if given:
         path = Path(str(given)).expanduser()
+        read_checkpoint(path, SuperNet(space, data.num_classes, data.in_channels), data)
         info = {"supernet": str(path), "supernet_trained_here": False}
     else:
+        if on_start is not None:
+            on_start()
         path = run_dir.path / SUPERNET
         torch.manual_seed(seed)
         supernet = SuperNet(space, data.num_classes, data.in_channels).to(device)

@@ -178,9 +178,9 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool,
     inner = instantiate(cfg.strategy, "strategy", space=space, seed=seed)
     extra: dict[str, Any] = {}
     if oneshot.uses_supernet(cfg):
-        if on_start is not None:
-            on_start()
-        extra = oneshot.prepare(cfg, run_dir, built, seed, progress)
+        extra = oneshot.prepare(cfg, run_dir, built, seed, progress, on_start)
+    else:
+        oneshot.check_unused(cfg)
     if isinstance(inner, DARTS):
         if on_start is not None:
             on_start()
@@ -278,11 +278,19 @@ def _recorded(run_dir: RunDir) -> Iterator[None]:
             yield
     except KeyboardInterrupt as exc:
         ignore_from_now()
-        with shielded(), contextlib.suppress(OSError, RunDirError):
-            if run_dir.read_manifest():
-                run_dir.write_manifest(ended_at=now_iso(), status="terminated" if isinstance(
-                    exc, Terminated) else "interrupted")
+        _end(run_dir, "terminated" if isinstance(exc, Terminated) else "interrupted")
         raise
+    except Exception as exc:
+        _end(run_dir, "failed", error=str(exc).splitlines()[0][:500] if str(exc) else
+             type(exc).__name__)
+        raise
+
+
+def _end(run_dir: RunDir, status: str, **fields: Any) -> None:
+    """Say in the manifest of a recorded run how it ended."""
+    with shielded(), contextlib.suppress(OSError, RunDirError):
+        if run_dir.read_manifest():
+            run_dir.write_manifest(ended_at=now_iso(), status=status, **fields)
 
 
 def _run(search: Search, run_dir: RunDir) -> Any:

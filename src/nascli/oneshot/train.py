@@ -49,10 +49,10 @@ class SupernetTraining(TrainRecipe):
     ``max_steps`` caps the steps of each epoch; ``data_fraction`` of the train split is used.
     """
 
-    epochs: int = 6
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 0.01
-    sampling: str = "uniform"
+    sampling: str = "fair"
     data_fraction: float = 1.0
     augment: bool = False
 
