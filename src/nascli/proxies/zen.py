@@ -23,11 +23,17 @@ from nascli.proxies._common import logits
 from nascli.proxies._state import set_data_mode
 
 
+def _cpu_normal(like: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the CPU (torch's seeded CPU
+    generator) and moved to its device: the same draws, so the same score, on every device."""
+    return torch.randn(like.shape, dtype=like.dtype).to(like.device)
+
+
 def _gaussian_init(model: nn.Module) -> None:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, _ConvNd | nn.Linear):
-                nn.init.normal_(m.weight)
+                m.weight.copy_(_cpu_normal(m.weight))
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, _BatchNorm | nn.GroupNorm) and m.weight is not None:
@@ -58,9 +64,8 @@ def zen(
     """
     set_data_mode(model)
     _gaussian_init(model)
-    shape, device, dtype = inputs.shape, inputs.device, inputs.dtype
-    x = torch.randn(shape, device=device, dtype=dtype)
-    mixed = x + mixup_gamma * torch.randn(shape, device=device, dtype=dtype)
+    x = _cpu_normal(inputs)
+    mixed = x + mixup_gamma * _cpu_normal(inputs)
     log_scales: list[float] = []
 
     def on_input(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
