@@ -66,7 +66,10 @@ class SupernetEstimator:
         self.amp, self.channels_last, self.seed = amp, bool(channels_last), int(seed)
         self.path = Path(supernet)
         self.supernet = SuperNet(space, data.num_classes, data.in_channels)
-        self.checkpoint = read_checkpoint(self.path, self.supernet, data)
+        saved = read_checkpoint(self.path, self.supernet, data)
+        #: the checkpoint's facts (epochs, recipe, losses); weights and optimizer state dropped
+        self.checkpoint = {k: v for k, v in saved.items()
+                           if k not in ("model", "optimizer", "scheduler", "generator")}
         if not self.checkpoint["finished"]:
             raise SupernetError(f"{self.path}: the supernet trained {self.checkpoint['epoch']} "
                                 f"of {self.checkpoint['recipe']['epochs']} epochs; resume its "
