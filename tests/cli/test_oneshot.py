@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from tests.cli.cli_helpers import TINY_FINAL, TINY_ZC, nascli_in, one_error_line, run_dirs
+from cli_helpers import TINY_FINAL, TINY_ZC, nascli_in, one_error_line, run_dirs
 
 #: a tiny one-shot search: 2 supernet epochs of 3 steps, 40 candidates by inheritance
 ONESHOT = [*TINY_ZC, "strategy=oneshot", "oneshot.epochs=2", "oneshot.max_steps=3",
