@@ -1,15 +1,10 @@
-"""Model tests run single-threaded: tiny networks gain nothing from threads, and on a shared
-2-core machine OpenMP workers that wait on each other make them many times slower."""
+"""Model tests run single-threaded (see ``one_thread`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)

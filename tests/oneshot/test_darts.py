@@ -31,13 +31,7 @@ CPU = torch.device("cpu")
 SMALL = {"batch_size": 16, "max_steps": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny networks gain nothing from threads; on a shared 2-core box they lose a lot
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

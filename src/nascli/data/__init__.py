@@ -22,6 +22,7 @@ from nascli.data.splits import (
     DataSplits,
     TensorSplit,
     stratified_split,
+    stratified_subset,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "random_flip",
     "register_dataset",
     "stratified_split",
+    "stratified_subset",
 ]

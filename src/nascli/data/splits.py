@@ -143,6 +143,15 @@ def stratified_split(
     return np.flatnonzero(mask), taken_idx
 
 
+def stratified_subset(split: TensorSplit, fraction: float, seed: int) -> TensorSplit:
+    """A seeded, class-balanced ``fraction`` of ``split`` (the split itself at 1.0): the
+    low-fidelity training set of candidates and of the supernet."""
+    if fraction >= 1.0:
+        return split
+    _, kept = stratified_split(split.labels.cpu().numpy(), fraction, seed)
+    return TensorSplit(split.raw[kept], split.labels[kept], split.mean, split.std)
+
+
 def channel_stats(raw: Tensor) -> tuple[Tensor, Tensor]:
     """Per-channel mean and std (C,) of uint8 images (N, C, H, W), in float64 then float32."""
     if raw.shape[0] == 0:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nascli.data.loader import BatchLoader
-from nascli.data.splits import TensorSplit, stratified_split
+from nascli.data.splits import stratified_subset
 from nascli.estimators.base import ModelEstimator
 from nascli.training import DivergedError, evaluate, recalibrate_batchnorm
 from nascli.training.recipe import RecipeError, TrainRecipe, fit
@@ -59,12 +59,7 @@ class TrainEstimator(ModelEstimator):
     ) -> None:
         super().__init__(space, data, device, amp, channels_last, seed)
         self.recipe = SearchTraining(**options)
-        self.train_split = data.train
-        if self.recipe.data_fraction < 1.0:
-            _, kept = stratified_split(data.train.labels.cpu().numpy(),
-                                       self.recipe.data_fraction, self.seed)
-            t = data.train
-            self.train_split = TensorSplit(t.raw[kept], t.labels[kept], t.mean, t.std)
+        self.train_split = stratified_subset(data.train, self.recipe.data_fraction, self.seed)
         # small datasets live on the device once, not once per candidate
         self.data = data.to(self.device)
         self.train_split = self.train_split.to(self.device)

@@ -165,16 +165,26 @@ class SuperCell(nn.Module):
         stride = 2 if self.reduction and state < 2 else 1
         return self.ops[_op_key(b, j, name, stride, width // self.channels)]
 
+    def plan(self, spec: Any) -> tuple[list[tuple[int, nn.Module]], list[int]]:
+        """The (input state, shared op) of every operand of cell genotype ``spec``, in block
+        and slot order, and the width of every hidden state."""
+        operands: list[tuple[int, nn.Module]] = []
+        widths = [self.channels, self.channels]
+        for b, block in enumerate(spec.blocks):
+            for j, (state, name) in enumerate(zip(block.inputs, block.ops, strict=True)):
+                operands.append((state, self.op(b, j, name, state, widths[state])))
+            widths.append(2 * self.channels if block.combine == "concat" else self.channels)
+        return operands, widths
+
     def forward(self, spec: Any, h: Tensor, layout: Layout, h_prev: Tensor,
                 layout_prev: Layout) -> tuple[Tensor, Layout]:
         """The path of cell genotype ``spec``; returns the rectified output and its layout."""
+        operands, widths = self.plan(spec)
         states = [self.pre0(h, layout), self.pre1(h_prev, layout_prev)]
-        widths = [self.channels, self.channels]
         relu: dict[int, Tensor] = {}
         for b, block in enumerate(spec.blocks):
             outs = []
-            for j, (state, name) in enumerate(zip(block.inputs, block.ops, strict=True)):
-                op = self.op(b, j, name, state, widths[state])
+            for state, op in operands[2 * b: 2 * b + 2]:
                 if isinstance(op, PreAct):
                     if state not in relu:
                         relu[state] = F.relu(states[state])
@@ -183,7 +193,6 @@ class SuperCell(nn.Module):
                     outs.append(op(states[state]))
             concat = block.combine == "concat"
             states.append(torch.cat(outs, dim=1) if concat else outs[0] + outs[1])
-            widths.append(2 * self.channels if concat else self.channels)
         chosen = [self.out_reduce[str(s)](states[s]) if self.reduction and s < 2 else states[s]
                   for s in spec.concat]
         out = F.relu(chosen[0]) if len(chosen) == 1 else torch.cat(chosen, dim=1).relu_()
@@ -192,11 +201,7 @@ class SuperCell(nn.Module):
     def path(self, spec: Any) -> list[nn.Module]:
         """The modules a cell genotype uses (the 1x1 input layers included)."""
         mods: list[nn.Module] = [self.pre0, self.pre1]
-        widths = [self.channels, self.channels]
-        for b, block in enumerate(spec.blocks):
-            for j, (state, name) in enumerate(zip(block.inputs, block.ops, strict=True)):
-                mods.append(self.op(b, j, name, state, widths[state]))
-            widths.append(2 * self.channels if block.combine == "concat" else self.channels)
+        mods += [op for _, op in self.plan(spec)[0]]
         mods += [self.out_reduce[str(s)] for s in spec.concat if self.reduction and s < 2]
         return mods
 
@@ -243,6 +248,8 @@ class SuperNet(nn.Module):
             self.kinds.append("reduce" if reduction else "normal")
             w_pp, w_p, reduction_prev = w_p, cell.widths, reduction
         self.classifier = SelectLinear(w_p, num_classes)
+        #: per image size: (params, MACs) of each shared module, MACs per used 1x1 column
+        self._cost_cache: dict[str, Any] = {"size": None, "mods": {}, "per_column": {}}
 
     def forward(self, x: Tensor, genotype: Any) -> Tensor:
         """Logits (N, num_classes) of ``genotype``'s path."""
@@ -277,8 +284,7 @@ class SuperNet(nn.Module):
         for kind, cell in zip(self.kinds, self.cells, strict=True):
             out.append((p, pp))
             spec = genotype.cell(kind)
-            widths = [cell.channels] * 2 + [cell.channels * (2 if b.combine == "concat" else 1)
-                                            for b in spec.blocks]
+            widths = cell.plan(spec)[1]
             p, pp = tuple((s, widths[s]) for s in spec.concat), p
         return [*out, (p, p)]
 
@@ -293,7 +299,7 @@ class SuperNet(nn.Module):
         """
         path = self.path(genotype)
         fixed = [m for m in path if not isinstance(m, _Select)]
-        cache = self.__dict__.setdefault("_cost_cache", {"size": None, "mods": {}})
+        cache = self._cost_cache
         if cache["size"] != tuple(image_size) or any(id(m) not in cache["mods"] for m in fixed):
             self._measure(genotype, path, image_size, cache)
         params = sum(cache["mods"][id(m)][0] for m in fixed)
@@ -393,13 +399,9 @@ def _copy_cell(cell: SuperCell, target: nn.Module, spec: Any, layout_pp: Layout,
         else:
             target.pre1[0].weight.copy_(cell.pre1.columns(cell.pre1.weight, layout_pp))
             target.pre1[1].load_state_dict(cell.pre1.bn.state_dict())
-    widths = [cell.channels, cell.channels]
-    k = 0
-    for b, block in enumerate(spec.blocks):
-        for j, (state, name) in enumerate(zip(block.inputs, block.ops, strict=True)):
-            target.ops[k].load_state_dict(cell.op(b, j, name, state, widths[state]).state_dict())
-            k += 1
-        widths.append(2 * cell.channels if block.combine == "concat" else cell.channels)
+    operands, widths = cell.plan(spec)
+    for k, (_, op) in enumerate(operands):
+        target.ops[k].load_state_dict(op.state_dict())
     for s, mod in target.out_reduce.items():
         mod.load_state_dict(cell.out_reduce[s].state_dict())
     return tuple((s, widths[s]) for s in spec.concat)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from nascli.data.loader import BatchLoader
-from nascli.data.splits import TensorSplit, stratified_split
+from nascli.data.splits import stratified_subset
 from nascli.errors import UserError
 from nascli.oneshot.supernet import SuperNet
 from nascli.training.recipe import RecipeError, TrainRecipe, fit
@@ -130,15 +130,6 @@ class SupernetResult:
     resumed_from: int = 0
 
 
-def train_split(data: Any, fraction: float, seed: int) -> TensorSplit:
-    """The part of the train split a supernet trains on (stratified, seeded)."""
-    if fraction >= 1.0:
-        return data.train
-    _, kept = stratified_split(data.train.labels.cpu().numpy(), fraction, seed)
-    t = data.train
-    return TensorSplit(t.raw[kept], t.labels[kept], t.mean, t.std)
-
-
 def train_supernet(
     supernet: SuperNet, data: Any, recipe: SupernetTraining, *, device: torch.device,
     checkpoint: Path | None = None, seed: int = 0, amp: str = "none",
@@ -150,7 +141,7 @@ def train_supernet(
     After every epoch the checkpoint is rewritten atomically. ``on_step(epoch, step, loss)``
     reports progress. A finished checkpoint returns at once.
     """
-    split = train_split(data, recipe.data_fraction, seed).to(device)
+    split = stratified_subset(data.train, recipe.data_fraction, seed).to(device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     loader = BatchLoader(split, batch_size=min(recipe.batch_size, len(split)), shuffle=True,
                          drop_last=True, augment=data.augment if recipe.augment else None,
