@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import TINY, TINY_ZC, one_error_line, run_dirs
-from conftest import run_nascli
 
+from conftest import run_nascli
 from nascli.engine.rundir import RunDir, read_history
 
 FAST = [*TINY_ZC, "proxy=synflow"]
