@@ -37,10 +37,11 @@ def build_space(cfg: DictConfig) -> SearchSpace:
     return space
 
 
-def build_device(cfg: DictConfig) -> tuple[Device, torch.device]:
-    """The ``device`` settings and the resolved torch device (settings applied)."""
+def build_device(cfg: DictConfig, fixed_shapes: bool = False) -> tuple[Device, torch.device]:
+    """The ``device`` settings and the resolved torch device (settings applied; cuDNN
+    autotunes under ``cudnn_benchmark=auto`` only for ``fixed_shapes``, as in train-final)."""
     settings = instantiate(cfg.device, "device")
-    return settings, settings.setup()
+    return settings, settings.setup(fixed_shapes=fixed_shapes)
 
 
 def load_data(cfg: DictConfig, seed: int) -> DataSplits:
@@ -79,7 +80,11 @@ class EstimatorFactory:
         return {"cfg": self.cfg, "seed": self.seed, "_built": None}
 
     def __call__(self) -> Any:
+        from nascli.engine.executors import pinned_gpu
+
         cfg = OmegaConf.create(self.cfg)
+        if pinned_gpu() is not None:  # the worker sees only its GPU, as cuda:0
+            cfg.device.gpus = [0]
         if self._built is not None:
             space, data, settings, device = self._built
         else:

@@ -191,7 +191,7 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool,
         strategy = ChildFilterWrapper(strategy, proxy_scorer(filt.proxy, space, data, device,
                                                              seed), children=filt.children)
     factory = EstimatorFactory(cfg, seed, built=built)
-    gpus = list(settings.gpus) if device.type == "cuda" else None
+    gpus = settings.worker_gpus(device)
     executor = instantiate(cfg.executor, "executor", factory=factory, gpus=gpus)
     search = Search(space, strategy, executor, b, run_dir, progress=progress, seed=seed)
     search.info.update(device=str(device), dataset=data.summary(), space=space.describe(),

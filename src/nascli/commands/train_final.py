@@ -24,6 +24,7 @@ from nascli.errors import UserError
 from nascli.genotypes import genotype_from_dict, genotype_to_dict
 from nascli.models import build_model, count_macs, count_parameters
 from nascli.training import DivergedError, evaluate
+from nascli.training.device import ThreadGovernor
 from nascli.training.recipe import RecipeError, TrainRecipe, fit
 
 log = logging.getLogger("nascli.train_final")
@@ -375,7 +376,7 @@ def train_final_task(cfg: DictConfig) -> float | None:
     cfg, t = job.cfg, job.recipe
     seed = int(cfg.seed)
     torch.manual_seed(seed)
-    settings, device = build_device(cfg)
+    settings, device = build_device(cfg, fixed_shapes=True)
     data = require_images(load_data(cfg, seed), "train", "test").to(device)
     model = build_final_model(job.genotype, job.space, data, t).to(device)
     if settings.channels_last:
@@ -451,7 +452,10 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
     task = bar.add_task("train-final", total=t.epochs, completed=start, acc="-") if bar else None
     clock = {"t0": time.perf_counter()}
 
+    threads = ThreadGovernor(device)
+
     def before(epoch: int) -> None:
+        threads.adjust()  # fewer CPU threads while other processes hold cores
         clock["t0"] = time.perf_counter()
         model.drop_path_prob = t.drop_path * epoch / t.epochs  # scheduled drop-path
 
@@ -476,7 +480,8 @@ def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: 
     if bar:
         bar.start()
     try:
-        fit(model, train, t, device=device, steps_per_epoch=steps, optimizer=optimizer,
+        fit(settings.compiled(model), train, t, device=device, steps_per_epoch=steps,
+            optimizer=optimizer,
             scheduler=scheduler, start_epoch=start, amp=settings.amp, scaler=scaler,
             channels_last=settings.channels_last,
             aux_weight=t.auxiliary_weight if t.auxiliary else 0.0,

@@ -27,6 +27,13 @@ from nascli.registry import Registry
 
 _WORKER_ESTIMATOR: Estimator | None = None
 _WORKER_NAME = "local"
+_WORKER_GPU: int | None = None
+
+
+def pinned_gpu() -> int | None:
+    """The GPU this pool worker is pinned to (``CUDA_VISIBLE_DEVICES`` shows it as ``cuda:0``),
+    or None outside a GPU worker."""
+    return _WORKER_GPU
 
 
 class LocalExecutor:
@@ -78,8 +85,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int | None,
-                 parent: int) -> None:
-    global _WORKER_ESTIMATOR, _WORKER_NAME
+                 fixed: bool, parent: int) -> None:
+    global _WORKER_ESTIMATOR, _WORKER_NAME, _WORKER_GPU
     # Ctrl-C reaches the whole process group: only the search process handles it, and it
     # stops the workers itself (two quick Ctrl-C presses used to hang half-stopped workers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -87,9 +94,14 @@ def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int 
     gpu = gpu_queue.get() if gpu_queue is not None else None
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        _WORKER_GPU = int(gpu)
     import torch
 
-    if threads:
+    from nascli.training.device import fix_threads
+
+    if threads and fixed:  # the user's executor.threads: exactly that many
+        fix_threads(threads)
+    elif threads:  # the cores split evenly: a ceiling the worker's ThreadGovernor works under
         torch.set_num_threads(threads)
     _WORKER_NAME = f"pid{os.getpid()}" + (f"-gpu{gpu}" if gpu is not None else "")
     _WORKER_ESTIMATOR = factory()
@@ -101,7 +113,8 @@ def _evaluate_in_worker(genotype: Any, seed: int | None) -> tuple[Estimate, str]
 
 
 class PoolExecutor:
-    """A process pool: one worker per GPU in ``gpus``, else ``workers`` CPU workers."""
+    """A process pool: one worker per entry of ``gpus`` (a GPU listed twice gets two workers),
+    else ``workers`` CPU workers."""
 
     def __init__(
         self, factory: Callable[[], Estimator], gpus: list[int] | None = None, *,
@@ -119,11 +132,12 @@ class PoolExecutor:
             queue = ctx.Manager().Queue()
             for g in gpus:
                 queue.put(g)
-        if threads is None and not gpus:
+        fixed = threads is not None
+        if threads is None:  # GPU workers too: 4 workers x all cores oversubscribe the CPU
             threads = max(1, (os.cpu_count() or 1) // self.workers)
         self._pool = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-            initargs=(factory, queue, threads, os.getpid()),
+            initargs=(factory, queue, threads, fixed, os.getpid()),
         )
 
     def submit(self, genotype: Any, seed: int | None = None) -> Future:
@@ -148,6 +162,20 @@ class PoolExecutor:
                     p.kill()
 
 
+def auto_executor(factory: Callable[[], Estimator], gpus: list[int] | None = None, *,
+                  threads: int | None = None) -> LocalExecutor | PoolExecutor:
+    """``executor=auto``: a pool with one worker per entry of ``gpus`` (each GPU
+    ``device.workers_per_gpu`` times) when that is more than one, else this process.
+
+    On CPUs one process using every core beat a pool of processes sharing them; on a GPU
+    several small search-time networks train at once (docs/hardware.md).
+    """
+    if gpus and len(gpus) > 1:
+        return PoolExecutor(factory, gpus, threads=threads)
+    return LocalExecutor(factory, gpus)
+
+
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor")
+EXECUTORS.register("auto", auto_executor)
 EXECUTORS.register("local", LocalExecutor)
 EXECUTORS.register("pool", PoolExecutor)

@@ -240,7 +240,7 @@ class Search:
                 for future in done:
                     eid, g, t0 = in_flight.pop(future)
                     self._record(eid, g, future, time.monotonic() - t0)
-                    bar.update(self._finished(), self.best())
+                    bar.update(self._finished(), self.best(), self._last_worker())
         except KeyboardInterrupt as exc:
             stopped = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
             log.warning("%s: %d evaluations are saved; resume with resume=%s", stopped,
@@ -307,15 +307,22 @@ class Search:
         self.strategy.tell(genotype, score, row["metrics"])
         self._save_state()
         if status == "ok":
-            log.info("#%d score %.4f  params %s  %.1fs  %s", eid, score, _fmt_int(est.params),
-                     est.seconds, row["arch"])
+            log.info("#%d score %.4f  params %s  %.1fs  %s%s", eid, score,
+                     _fmt_int(est.params), est.seconds, row["arch"], _by(worker))
         else:
-            log.warning("#%d failed: %s", eid, est.error)
+            log.warning("#%d failed: %s%s", eid, est.error, _by(worker))
         best = self.best()
         if best is not None and best["id"] == eid:
             self.write_best()
         if self.on_evaluation is not None:
             self.on_evaluation(row)
+
+    def _last_worker(self) -> str:
+        """``#id by worker`` of the last evaluation when several workers share the work."""
+        if self.executor.workers < 2 or not self.history:
+            return ""
+        row = self.history[-1]
+        return f"#{row['id']} by {row['worker']}"
 
     def best(self) -> dict[str, Any] | None:
         """The best finished evaluation so far (ties: the earliest)."""
@@ -338,16 +345,17 @@ class _Bar:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
-                TextColumn("left"), TimeRemainingColumn(), console=console(), transient=False,
+                TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+                console=console(), transient=False,
             )
             self.progress.start()
-            self.task = self.progress.add_task("search", total=total, best="-",
+            self.task = self.progress.add_task("search", total=total, best="-", last="",
                                                completed=completed)
 
-    def update(self, completed: int, best: dict[str, Any] | None) -> None:
-        """Show ``completed`` evaluations and the best score so far."""
+    def update(self, completed: int, best: dict[str, Any] | None, last: str = "") -> None:
+        """Show ``completed`` evaluations, the best score so far and the last one's worker."""
         if self.progress is not None:
-            self.progress.update(self.task, completed=completed,
+            self.progress.update(self.task, completed=completed, last=last,
                                  best=f"{best['score']:.4f}" if best else "-")
 
     def stop(self) -> None:
@@ -367,6 +375,11 @@ def _check_state(state: dict[str, Any]) -> None:
     for i, g in state["pending"].items():
         if not (isinstance(i, str) and i.isdigit() and isinstance(g, dict)):
             raise ValueError(f"pending entry {i!r}")
+
+
+def _by(worker: str) -> str:
+    """`` (worker)`` for log lines of pool workers; nothing for the local executor."""
+    return "" if worker == "local" else f"  ({worker})"
 
 
 def _fmt_int(n: int | None) -> str:

@@ -82,6 +82,11 @@ class ModelEstimator:
         self.device = torch.device(device)
         self.amp, self.channels_last, self.seed = amp, bool(channels_last), int(seed)
         self.calls = 0
+        self._costs: dict[str, tuple[int, int]] = {}
+        from nascli.training.device import ThreadGovernor, warm_up
+
+        self.warm_up_seconds = warm_up(self.device, self.channels_last, amp)
+        self.threads = ThreadGovernor(self.device)
 
     def build(self, genotype: Any) -> nn.Module:
         """The search-time network of ``genotype`` on the estimator's device."""
@@ -93,6 +98,26 @@ class ModelEstimator:
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    def cost(self, genotype: Any, model: nn.Module | None = None) -> tuple[int, int]:
+        """``(parameters, multiply-adds)`` of ``genotype``'s network, counted once per genotype
+        (on ``model`` when given, else on a fresh CPU build).
+
+        Counting is one forward pass of one image (14 ms for a search-time network on 2 CPU
+        cores; a ``meta``-device count took 100-300 ms); searches run it with cuDNN
+        autotuning off, so it adds no autotuning of its own on a GPU.
+        """
+        from nascli.models import build_model, count_macs, count_parameters
+
+        key = self.space.hash(genotype)
+        if key not in self._costs:
+            if model is None:
+                with torch.random.fork_rng(devices=[]):
+                    model = build_model(self.space, genotype, num_classes=self.data.num_classes,
+                                        in_channels=self.data.in_channels)
+            size = (self.data.in_channels, *self.data.image_size)
+            self._costs[key] = count_parameters(model), count_macs(model, size)
+        return self._costs[key]
+
     def score(self, model: nn.Module, genotype: Any, seed: int) -> tuple[float, dict[str, Any],
                                                                          float]:
         """``(score, metrics, epochs of training)`` of a freshly built, seeded network."""
@@ -100,20 +125,24 @@ class ModelEstimator:
 
     def __call__(self, genotype: Any, seed: int | None = None) -> Estimate:
         """Estimate ``genotype``; ``seed`` defaults to the run seed plus the call count."""
-        from nascli.models import count_macs, count_parameters
         from nascli.training import DivergedError
+        from nascli.training.device import memory_short
 
         seed = self.seed + self.calls if seed is None else int(seed)
         self.calls += 1
+        # fewer threads while other processes hold cores (recorded: the last digits of a
+        # score depend on the thread count)
+        threads = self.threads.adjust()
         t0 = time.perf_counter()
         torch.manual_seed(seed)
         model = None
         params = macs = None
         try:
             model = self.build(genotype)
-            params = count_parameters(model)
-            macs = count_macs(model, (self.data.in_channels, *self.data.image_size))
+            params, macs = self.cost(genotype, model)
             value, metrics, epochs = self.score(model, genotype, seed)
+            if threads is not None:
+                metrics = {**metrics, "threads": threads}
             if not math.isfinite(value):
                 return Estimate.failed(f"{self.name} score is {value}", params=params, macs=macs,
                                        seconds=time.perf_counter() - t0)
@@ -126,7 +155,10 @@ class ModelEstimator:
             return Estimate.failed("out of memory", params=params, macs=macs,
                                    seconds=time.perf_counter() - t0)
         finally:
+            # the network has no reference cycles: dropping it frees it. gc.collect found
+            # nothing and cost 85 ms per candidate, empty_cache makes the next candidate
+            # allocate from the driver again; both run only when a GPU is short of memory
             del model
-            gc.collect()
-            if self.device.type == "cuda":
+            if memory_short(self.device):
+                gc.collect()
                 torch.cuda.empty_cache()
