@@ -179,10 +179,10 @@ class ThreadGovernor:
             self.last = None
             return torch.get_num_threads()
         now = self._sample()
-        if now is not None and self.first and now[2] - self.last[2] < 0.25:
+        started = _LOADED is not None and self.first
+        if started and now is not None and now[2] - self.last[2] < 0.25:
             # the first call comes right after start-up: measure since this module loaded
-            if _LOADED is not None:
-                self.last = _sample_cpus(self.cpus, _LOADED) or self.last
+            self.last = _sample_cpus(self.cpus, _LOADED) or self.last
         self.first = False
         if now is None:
             return self.current
