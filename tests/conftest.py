@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
+# One torch thread in every test process and every nascli it starts: tests run two at a time
+# (pytest-xdist), and a fixed count keeps scores bit-identical between the runs a test compares
+# (nascli otherwise fits its threads to the cores other processes leave free).
+os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest
 import torch
+
+from nascli.training.device import fix_threads
+
+fix_threads(1)
 
 
 @pytest.fixture(scope="module")

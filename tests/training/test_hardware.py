@@ -150,7 +150,8 @@ def restore_threads(monkeypatch):
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
-def test_threads_follow_the_cores_other_processes_leave_free(restore_threads, monkeypatch):
+def test_a_busy_core_takes_a_thread_away(restore_threads, monkeypatch):
+    """A real competitor: a spinning process pinned to one of this process's two CPUs."""
     cpus = sorted(os.sched_getaffinity(0))[:2]
     torch.set_num_threads(2)
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -167,9 +168,20 @@ def test_threads_follow_the_cores_other_processes_leave_free(restore_threads, mo
     finally:
         spinner.kill()
         spinner.wait()
-    time.sleep(1.0)
-    assert governor.adjust() == 2 and torch.get_num_threads() == 2
     assert hw.ThreadGovernor("cuda").adjust() is None  # GPU work: nothing to govern
+
+
+@pytest.mark.parametrize(("others", "expected"), [(0.0, 2), (0.4, 2), (0.6, 1), (1.0, 1),
+                                                  (1.9, 1)])
+def test_threads_are_the_free_cores_up_to_the_ceiling(restore_threads, monkeypatch, others,
+                                                      expected):
+    torch.set_num_threads(2)
+    governor = hw.ThreadGovernor()
+    governor.cpus, governor.first = [0, 1], False
+    # 10 s in which the CPUs were busy for (others + 1.5) core-seconds per second, 1.5 ours
+    governor.last = (0.0, 0.0, 0.0)
+    monkeypatch.setattr(governor, "_sample", lambda: (10 * (others + 1.5), 15.0, 10.0))
+    assert governor.adjust() == expected and torch.get_num_threads() == expected
 
 
 def test_threads_given_by_the_user_are_never_adapted(restore_threads):
@@ -184,10 +196,17 @@ def test_threads_given_by_the_user_are_never_adapted(restore_threads):
     assert fixed.adjust() == 1
 
 
+class _NoEstimator:
+    """A picklable factory (pool workers build their estimator themselves)."""
+
+    def __call__(self):
+        return None
+
+
 def test_auto_executor_pools_only_several_workers():
-    assert isinstance(auto_executor(lambda: None), LocalExecutor)
-    assert isinstance(auto_executor(lambda: None, [0]), LocalExecutor)
-    pool = auto_executor(lambda: None, [0, 0, 0])
+    assert isinstance(auto_executor(_NoEstimator()), LocalExecutor)
+    assert isinstance(auto_executor(_NoEstimator(), [0]), LocalExecutor)
+    pool = auto_executor(_NoEstimator(), [0, 0, 0])
     try:
         assert isinstance(pool, PoolExecutor) and pool.workers == 3
     finally:

@@ -79,7 +79,15 @@ class EstimatorFactory:
     def __getstate__(self) -> dict[str, Any]:
         return {"cfg": self.cfg, "seed": self.seed, "_built": None}
 
-    def __call__(self) -> Any:
+    def shared(self) -> dict[str, Any] | None:
+        """The space and dataset built in this process, for executors that ship them to their
+        workers once (Ray's object store) instead of each worker loading the data again."""
+        if self._built is None:
+            return None
+        space, data, _, _ = self._built
+        return {"space": space, "data": data}
+
+    def __call__(self, shared: dict[str, Any] | None = None) -> Any:
         from nascli.engine.executors import pinned_gpu
 
         cfg = OmegaConf.create(self.cfg)
@@ -89,7 +97,10 @@ class EstimatorFactory:
             space, data, settings, device = self._built
         else:
             settings, device = build_device(cfg)
-            space, data = build_space(cfg), load_data(cfg, self.seed)
+            if shared is not None:
+                space, data = shared["space"], shared["data"]
+            else:
+                space, data = build_space(cfg), load_data(cfg, self.seed)
         return build_estimator(cfg, space, data, settings, device, self.seed)
 
 

@@ -1,4 +1,4 @@
-"""Where candidate evaluations run: in this process, or in a pool of worker processes.
+"""Where candidate evaluations run: in this process, in a pool of worker processes, or on Ray.
 
 Every executor is built from a picklable ``factory`` that makes the estimator (once per
 process) and the GPU indices the run may use: ``Executor(factory, gpus=None, **options)``, with
@@ -19,14 +19,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
+from multiprocessing import connection as mp_connection
 from typing import Any
 
+from nascli.engine.ray_executor import RayExecutor
+from nascli.engine.supervisor import Supervisor, Task, WorkerStartError, check_survival
+from nascli.errors import UserError
 from nascli.estimators.base import Estimate, Estimator
 from nascli.registry import Registry
 
-_WORKER_ESTIMATOR: Estimator | None = None
-_WORKER_NAME = "local"
 _WORKER_GPU: int | None = None
 
 
@@ -36,12 +39,24 @@ def pinned_gpu() -> int | None:
     return _WORKER_GPU
 
 
+class EvaluationTimeout(Exception):
+    """Raised inside an in-process evaluation that ran past ``executor.timeout_s``."""
+
+
 class LocalExecutor:
-    """Runs each evaluation at once, in this process (``gpus`` is unused: the run's device)."""
+    """Runs each evaluation at once, in this process (``gpus`` is unused: the run's device).
+
+    ``timeout_s`` interrupts an evaluation that runs longer (a timer signal, in the main
+    thread) and records it as failed; ``retries`` has no use here (the search process is the
+    worker: if it dies, the search resumes).
+    """
 
     workers = 1
 
-    def __init__(self, factory: Callable[[], Estimator], gpus: list[int] | None = None) -> None:
+    def __init__(self, factory: Callable[[], Estimator], gpus: list[int] | None = None, *,
+                 timeout_s: float | None = None, retries: int = 0) -> None:
+        check_survival(timeout_s, retries)
+        self.timeout_s = timeout_s
         self.estimator = factory()
 
     @classmethod
@@ -52,13 +67,36 @@ class LocalExecutor:
     def submit(self, genotype: Any, seed: int | None = None) -> Future:
         """Evaluate now; returns a finished future of ``(Estimate, worker name)``."""
         future: Future = Future()
+        t0 = time.monotonic()
         try:
-            future.set_result((self.estimator(genotype, seed=seed), "local"))
+            with self._deadline():
+                future.set_result((self.estimator(genotype, seed=seed), "local"))
+        except EvaluationTimeout:
+            future.set_result((Estimate.failed(f"timed out after {self.timeout_s:g} s",
+                                               seconds=time.monotonic() - t0), "local"))
         except BaseException as exc:  # KeyboardInterrupt must reach the engine
             if not isinstance(exc, Exception):
                 raise
             future.set_exception(exc)
         return future
+
+    @contextlib.contextmanager
+    def _deadline(self) -> Any:
+        """Raise :class:`EvaluationTimeout` in the body after ``timeout_s`` seconds."""
+        if self.timeout_s is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def expire(signum: int, frame: Any) -> None:
+            raise EvaluationTimeout
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, float(self.timeout_s))
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def shutdown(self, cancel: bool = False) -> None:
         """Nothing to release."""
@@ -84,14 +122,13 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="nascli-parent-watchdog", daemon=True).start()
 
 
-def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int | None,
-                 fixed: bool, parent: int) -> None:
-    global _WORKER_ESTIMATOR, _WORKER_NAME, _WORKER_GPU
+def _setup_worker(gpu: int | None, threads: int | None, fixed: bool, parent: int) -> None:
+    """Signals, parent watch, GPU pinning and threads of a fresh worker process."""
+    global _WORKER_GPU
     # Ctrl-C reaches the whole process group: only the search process handles it, and it
     # stops the workers itself (two quick Ctrl-C presses used to hang half-stopped workers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    gpu = gpu_queue.get() if gpu_queue is not None else None
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
         _WORKER_GPU = int(gpu)
@@ -103,67 +140,153 @@ def _init_worker(factory: Callable[[], Estimator], gpu_queue: Any, threads: int 
         fix_threads(threads)
     elif threads:  # the cores split evenly: a ceiling the worker's ThreadGovernor works under
         torch.set_num_threads(threads)
-    _WORKER_NAME = f"pid{os.getpid()}" + (f"-gpu{gpu}" if gpu is not None else "")
-    _WORKER_ESTIMATOR = factory()
 
 
-def _evaluate_in_worker(genotype: Any, seed: int | None) -> tuple[Estimate, str]:
-    assert _WORKER_ESTIMATOR is not None, "worker was not initialised"
-    return _WORKER_ESTIMATOR(genotype, seed=seed), _WORKER_NAME
+def _worker_main(conn: Any, factory: Callable[[], Estimator], gpu: int | None,
+                 threads: int | None, fixed: bool, parent: int) -> None:
+    """A pool worker: build the estimator once, then evaluate what arrives on ``conn``."""
+    _setup_worker(gpu, threads, fixed, parent)
+    name = f"pid{os.getpid()}" + (f"-gpu{gpu}" if gpu is not None else "")
+    try:
+        estimator = factory()
+    except Exception as exc:  # reported to the search as one line
+        conn.send(("start_failed", 0, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        return
+    conn.send(("ready", 0, name))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        task_id, genotype, seed = message
+        try:
+            outcome: Any = (estimator(genotype, seed=seed), name)
+        except Exception as exc:  # the estimator crashed: a failed row
+            outcome = (Estimate.failed(f"{type(exc).__name__}: {exc}"), name)
+        conn.send(("done", task_id, outcome))
 
 
-class PoolExecutor:
-    """A process pool: one worker per entry of ``gpus`` (a GPU listed twice gets two workers),
-    else ``workers`` CPU workers."""
+@dataclass
+class _Process:
+    """A pool worker as the search process sees it."""
+
+    process: Any
+    conn: Any
+    gpu: int | None
+    ready: bool = False
+
+
+class PoolExecutor(Supervisor):
+    """A pool of worker processes: one per entry of ``gpus`` (a GPU listed twice gets two
+    workers), else ``workers`` CPU workers. Each builds its estimator once.
+
+    A worker that dies mid-evaluation is replaced and the evaluation retried ``retries``
+    times, then recorded as failed; one that runs past ``timeout_s`` seconds is killed and
+    replaced, and its evaluation recorded as timed out (see :mod:`nascli.engine.supervisor`).
+    """
 
     def __init__(
         self, factory: Callable[[], Estimator], gpus: list[int] | None = None, *,
-        workers: int = 2, threads: int | None = None,
+        workers: int = 2, threads: int | None = None, timeout_s: float | None = None,
+        retries: int = 0,
     ) -> None:
-        if int(workers) < 1:
-            raise ValueError(f"workers={workers!r} is invalid; expected an integer >= 1")
-        if threads is not None and int(threads) < 1:
-            raise ValueError(f"threads={threads!r} is invalid; expected an integer >= 1 or null")
-        ctx = mp.get_context("spawn")  # CUDA and fork do not mix
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise UserError(f"executor.workers={workers!r} is invalid; expected an integer >= 1")
+        if threads is not None and (isinstance(threads, bool) or int(threads) < 1):
+            raise UserError(f"executor.threads={threads!r} is invalid; expected an integer >= 1 "
+                            "or null")
         gpus = list(gpus or [])
-        self.workers = len(gpus) if gpus else workers
-        queue = None
-        if gpus:
-            queue = ctx.Manager().Queue()
-            for g in gpus:
-                queue.put(g)
-        fixed = threads is not None
-        if threads is None:  # GPU workers too: 4 workers x all cores oversubscribe the CPU
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-            initargs=(factory, queue, threads, fixed, os.getpid()),
-        )
+        super().__init__(len(gpus) if gpus else workers, timeout_s, retries)
+        self._ctx = mp.get_context("spawn")  # CUDA and fork do not mix
+        self._factory, self._gpus = factory, gpus
+        self._fixed = threads is not None
+        # GPU workers too: 4 workers x all cores would oversubscribe the CPU
+        self._threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
+        self._start_failures: dict[int, int] = {}
+        self.start()
 
-    def submit(self, genotype: Any, seed: int | None = None) -> Future:
-        """Queue one evaluation; the future yields ``(Estimate, worker name)``."""
-        return self._pool.submit(_evaluate_in_worker, genotype, seed)
+    def _start(self, slot: int) -> _Process:
+        ours, theirs = self._ctx.Pipe()
+        gpu = self._gpus[slot] if self._gpus else None
+        process = self._ctx.Process(
+            target=_worker_main, name=f"nascli-worker-{slot}", daemon=True,
+            args=(theirs, self._factory, gpu, self._threads, self._fixed, os.getpid()))
+        process.start()
+        theirs.close()
+        return _Process(process, ours, gpu)
 
-    def shutdown(self, cancel: bool = False) -> None:
-        """Stop the workers: after the running evaluations finish, or at once (``cancel``,
-        after an interrupt: running evaluations are lost and re-run on resume)."""
-        if not cancel:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            return
-        processes = list((getattr(self._pool, "_processes", None) or {}).values())
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
-            with contextlib.suppress(Exception):
-                p.terminate()
-        for p in processes:
-            with contextlib.suppress(Exception):
-                p.join(timeout=5)
-                if p.is_alive():
-                    p.kill()
+    def _send(self, handle: _Process, task: Task) -> None:
+        handle.conn.send((task.id, task.genotype, task.seed))
+
+    def _collect(self, timeout: float) -> list[tuple[int, int, Any]]:
+        slots = {id(h.conn): s for s, h in self._handles.items()}
+        ready = mp_connection.wait([h.conn for h in self._handles.values()], timeout)
+        done = []
+        for conn in ready:
+            slot = slots[id(conn)]
+            try:
+                kind, task_id, payload = conn.recv()
+            except (EOFError, OSError):
+                continue  # the worker died: _death reports it
+            done += self._message(slot, kind, task_id, payload)
+        return done
+
+    def _message(self, slot: int, kind: str, task_id: int, payload: Any,
+                 ) -> list[tuple[int, int, Any]]:
+        if kind == "start_failed":
+            raise WorkerStartError(f"executor: a worker could not start: {payload}")
+        if kind == "ready":
+            self._handles[slot].ready = True
+            self._start_failures[slot] = 0
+            return []
+        return [(slot, task_id, payload)]
+
+    def _death(self, handle: _Process) -> str | None:
+        code = handle.process.exitcode
+        if code is None:
+            return None
+        slot = next(s for s, h in self._handles.items() if h is handle)
+        with contextlib.suppress(EOFError, OSError):
+            while handle.conn.poll():  # its last words, e.g. why it could not start
+                self._message(slot, *handle.conn.recv())
+        if not handle.ready:
+            self._start_failures[slot] = self._start_failures.get(slot, 0) + 1
+            if self._start_failures[slot] >= 3:
+                raise WorkerStartError(f"executor: a worker exited with code {code} three "
+                                       "times before it was ready")
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"died ({signal.Signals(-code).name})"
+        return f"exited with code {code}"
+
+    def _kill(self, handle: _Process) -> None:
+        with contextlib.suppress(Exception):
+            handle.process.kill()
+        with contextlib.suppress(Exception):
+            handle.process.join(timeout=5)
+        handle.conn.close()
+
+    def _stop(self, handle: _Process) -> None:
+        with contextlib.suppress(Exception):
+            handle.conn.send(None)
+        handle.process.join(timeout=10)
+        if handle.process.is_alive():
+            self._kill(handle)
+        handle.conn.close()
+
+    def _ready(self, handle: _Process) -> bool:
+        return handle.ready
+
+    def _name(self, handle: _Process) -> str:
+        return f"pid{handle.process.pid}" + (f"-gpu{handle.gpu}" if handle.gpu is not None
+                                              else "")
 
 
 def auto_executor(factory: Callable[[], Estimator], gpus: list[int] | None = None, *,
-                  threads: int | None = None) -> LocalExecutor | PoolExecutor:
+                  threads: int | None = None, timeout_s: float | None = None,
+                  retries: int = 0) -> LocalExecutor | PoolExecutor:
     """``executor=auto``: a pool with one worker per entry of ``gpus`` (each GPU
     ``device.workers_per_gpu`` times) when that is more than one, else this process.
 
@@ -171,11 +294,12 @@ def auto_executor(factory: Callable[[], Estimator], gpus: list[int] | None = Non
     several small search-time networks train at once (docs/hardware.md).
     """
     if gpus and len(gpus) > 1:
-        return PoolExecutor(factory, gpus, threads=threads)
-    return LocalExecutor(factory, gpus)
+        return PoolExecutor(factory, gpus, threads=threads, timeout_s=timeout_s, retries=retries)
+    return LocalExecutor(factory, gpus, timeout_s=timeout_s, retries=retries)
 
 
 EXECUTORS: Registry[Callable[..., Any]] = Registry("executor")
 EXECUTORS.register("auto", auto_executor)
 EXECUTORS.register("local", LocalExecutor)
 EXECUTORS.register("pool", PoolExecutor)
+EXECUTORS.register("ray", RayExecutor)  # Ray itself is imported only when one is made
