@@ -2,9 +2,9 @@
 
 A new search never writes into a directory that already holds a run, and refuses before it
 touches anything. A resumed search takes the run's own config; the command line may change
-budgets and where or how it runs (device, executor, progress), but a change of what is
-searched (space, strategy, proxy, dataset, seed, child filter) would mix two searches in one
-record, so it is refused with one line naming the key.
+budgets, where or how it runs (device, executor, progress) and the evaluation cache, but a
+change of what is searched (space, strategy, proxy, dataset, seed, child filter) would mix two
+searches in one record, so it is refused with one line naming the key.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from nascli.engine.rundir import CONFIG, RunDir, RunDirError, now_iso
 #: keys a resumed search keeps from the run, whatever the command line says
 FIXED = ("search_space", "strategy", "proxy", "dataset", "seed", "child_filter", "oneshot")
 #: keys a resumed search takes from the command line when given there
-ADJUSTABLE = ("budget", "device", "executor", "progress", "top_k")
+ADJUSTABLE = ("budget", "device", "executor", "progress", "top_k", "cache")
 #: keys inside FIXED sections that a resume may change (what runs after the search)
 ADJUSTABLE_KEYS = ("oneshot.rerank_top_k", "oneshot.probe", "oneshot.reference")
 

@@ -22,6 +22,7 @@ from nascli.commands.common import (
 )
 from nascli.commands.runs import open_new_run, open_resumed_run, record_resume
 from nascli.config import check, instantiate, option_name, section
+from nascli.engine.cache import EvalCache, cache_settings
 from nascli.engine.console import console, is_interactive
 from nascli.engine.rundir import RunDir, RunDirError, now_iso
 from nascli.engine.search import Budget, Search
@@ -193,7 +194,11 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool,
     factory = EstimatorFactory(cfg, seed, built=built)
     gpus = settings.worker_gpus(device)
     executor = instantiate(cfg.executor, "executor", factory=factory, gpus=gpus)
-    search = Search(space, strategy, executor, b, run_dir, progress=progress, seed=seed)
+    cache = open_cache(cfg, built, run_dir)
+    search = Search(space, strategy, executor, b, run_dir, progress=progress, seed=seed,
+                    cache=cache)
+    if cache is not None:
+        extra["cache"] = {"dir": str(cache.root.resolve()), "settings": cache.key}
     search.info.update(device=str(device), dataset=data.summary(), space=space.describe(),
                        strategy=option_name(cfg, "strategy"), proxy=option_name(cfg, "proxy"),
                        **extra)
@@ -203,6 +208,32 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool,
         search.enqueue(prescreened(space, pre, proxy_scorer(pre.proxy, space, data, device,
                                                             seed), seed))
     return search
+
+
+def open_cache(cfg: DictConfig, built: tuple[Any, ...], run_dir: RunDir) -> EvalCache | None:
+    """The evaluation cache of ``cache=DIR`` (None when off), keyed by this run's space,
+    estimator, data and precision (docs/cache.md)."""
+    path = cfg.get("cache")
+    if not path:
+        return None
+    if oneshot.uses_supernet(cfg):
+        log.warning("cache=%s is not used: proxy=supernet scores depend on this run's own "
+                    "supernet", path)
+        return None
+    _, data, settings, device = built
+    # autocast and TF32 act on CUDA only (nascli.training.device): elsewhere it is plain fp32
+    cuda = device.type == "cuda"
+    precision = {"amp": settings.amp if cuda else "none", "tf32": bool(cuda and settings.tf32)}
+    key = cache_settings(space=_plain(cfg.search_space), proxy=_plain(cfg.proxy),
+                         dataset=_plain(cfg.dataset), data=data, precision=precision)
+    cache = EvalCache(str(path), key, run=str(run_dir.path.resolve()))
+    log.info("evaluation cache: %s (settings %s)", cache.root, cache.key)
+    return cache
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    """A resolved config node as plain JSON-ready containers."""
+    return OmegaConf.to_container(node, resolve=True)
 
 
 def run_seed(cfg: DictConfig) -> int:

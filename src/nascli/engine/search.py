@@ -76,6 +76,9 @@ class Search:
         on_evaluation: called with each history row as it is recorded.
         seed: the run seed; evaluation ``i`` is estimated with seed ``seed + i``, so a resumed
             run repeats exactly what an uninterrupted one does.
+        cache: an :class:`~nascli.engine.cache.EvalCache` (or anything with its ``get`` and
+            ``put``): an architecture found there is recorded at once as a ``cached`` row
+            without evaluating it, and every finished ``ok`` evaluation is stored there.
 
     The strategy is wrapped in :class:`~nascli.strategies.Deduplicate` unless it already is
     (alone or under other add-ons): that wrapper is the one place where repeated
@@ -86,6 +89,7 @@ class Search:
         self, space: Any, strategy: Any, executor: Any, budget: Budget,
         run_dir: RunDir | None = None, queue: Iterable[Any] = (), progress: bool = False,
         on_evaluation: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
+        cache: Any = None,
     ) -> None:
         from nascli.strategies import Deduplicate
 
@@ -101,6 +105,10 @@ class Search:
         self.redo: deque[tuple[int, Any]] = deque()  # unfinished before a resume: (id, genotype)
         self.history: list[dict[str, Any]] = []
         self.pending: dict[int, Any] = {}  # evaluation id -> genotype, asked but not finished
+        self.cache = cache
+        #: pending evaluations answered by the cache: id -> entry (saved with the state, so a
+        #: resume records the very entry an uninterrupted run recorded)
+        self._hits: dict[int, dict[str, Any]] = {}
         self.next_id = 0
         self.elapsed_before = 0.0
         self._start = time.monotonic()
@@ -131,10 +139,13 @@ class Search:
             self.next_id = max(int(state["next_id"]),
                                1 + max((r["id"] for r in self.history), default=-1))
             by_id = {row["id"]: row for row in self.history}
+            hits = state.get("cached", {})
             for i, g in sorted(state["pending"].items(), key=lambda t: int(t[0])):
                 row = by_id.get(int(i))
                 if row is None:
                     self.redo.append((int(i), self.space.from_json(g)))
+                    if i in hits:
+                        self._hits[int(i)] = hits[i]
                 else:  # recorded after the last state save: the strategy has not heard of it
                     self.strategy.tell(self.space.from_json(row["genotype"]), row["score"],
                                        row.get("metrics"))
@@ -154,6 +165,7 @@ class Search:
             "strategy": self.strategy.state_dict(),
             "pending": {str(i): self.space.to_json(g) for i, g in self.pending.items()},
             "queue": [self.space.to_json(g) for g in self.queue],
+            "cached": {str(i): e for i, e in self._hits.items() if i in self.pending},
             "next_id": self.next_id,
             "elapsed": self.elapsed(),
         })
@@ -169,7 +181,8 @@ class Search:
         return best
 
     def summary(self) -> dict[str, Any]:
-        """Counts, failure reasons and the best evaluation, for the manifest and the CLI."""
+        """Counts (cache hits among them), failure reasons and the best evaluation, for the
+        manifest and the CLI."""
         failed = [r for r in self.history if r["status"] != "ok"]
         reasons: dict[str, int] = {}
         for r in failed:
@@ -177,6 +190,7 @@ class Search:
             reasons[key] = reasons.get(key, 0) + 1
         best = self.best()
         return {"evaluations": len(self.history), "failed": len(failed),
+                "cached": sum(bool(r.get("cached")) for r in self.history),
                 "failure_reasons": reasons,
                 "best": {k: best[k] for k in ("id", "score", "hash", "arch")} if best else None}
 
@@ -234,6 +248,7 @@ class Search:
         try:
             while True:
                 stopped = self._fill(in_flight) or stopped
+                bar.update(self._finished(), self.best(), self._last_worker())  # cache hits
                 if not in_flight:
                     break
                 done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
@@ -264,21 +279,50 @@ class Search:
             reason = self._can_start(len(in_flight))
             if reason:
                 return reason
+            redo = bool(self.redo)
             try:
                 g, eid = self._next_genotype()
             except StopIteration as stop:
                 log.warning("stopping: %s", stop)
                 return str(stop)
+            # a re-run keeps the decision of the interrupted one: its saved entry, or training
+            hit = self._hits.get(eid) if redo else self._lookup(g)
             self.pending[eid] = g
-            self._save_state()
-            in_flight[self.executor.submit(g, seed=self.seed + eid)] = (eid, g, time.monotonic())
+            if hit is None:
+                self._save_state()
+                t0 = time.monotonic()  # before submit: a local executor evaluates inside it
+                in_flight[self.executor.submit(g, seed=self.seed + eid)] = (eid, g, t0)
+            else:
+                self._hits[eid] = hit
+                self._save_state()  # the hit survives a kill before its row is written
+                self._record_hit(eid, g, hit)
         return ""
+
+    def _lookup(self, genotype: Any) -> dict[str, Any] | None:
+        """The cache's entry for ``genotype``, or None (no cache, or not there)."""
+        return None if self.cache is None else self.cache.get(self.space.hash(genotype))
+
+    def _record_hit(self, eid: int, genotype: Any, hit: dict[str, Any]) -> None:
+        """Record a cache hit as a finished evaluation: it costs this run nothing, and its
+        ``source`` names the run, row and seed that computed it."""
+        est = Estimate(score=hit["score"], metrics=dict(hit["metrics"]), params=hit["params"],
+                       macs=hit["macs"], epochs=0.0)
+        row = self._row(eid, genotype, est, "cache")
+        row.update(cached=True, source=hit["source"])
+        self._commit(eid, genotype, row)
 
     def _record(self, eid: int, genotype: Any, future: Future, wall: float) -> None:
         try:
             est, worker = future.result()
         except Exception as exc:  # the estimator itself crashed: the search goes on
             est, worker = Estimate.failed(f"{type(exc).__name__}: {exc}", seconds=wall), "?"
+        row = self._row(eid, genotype, est, worker)
+        self._commit(eid, genotype, row)
+        if self.cache is not None and row["status"] == "ok":
+            self.cache.put(row, seed=self.seed + eid)
+
+    def _row(self, eid: int, genotype: Any, est: Estimate, worker: str) -> dict[str, Any]:
+        """The history row of evaluation ``eid``."""
         score = est.score if est.ok else None
         status = "ok" if score is not None else "failed"
         h = self.space.hash(genotype)
@@ -300,17 +344,18 @@ class Search:
             "elapsed": round(self.elapsed(), 3),
             "finished_at": now_iso(),
         }
+        return row
+
+    def _commit(self, eid: int, genotype: Any, row: dict[str, Any]) -> None:
+        """Append ``row`` to the history, tell the strategy, save the state and log it."""
         self.history.append(row)
         if self.run_dir is not None:
             self.run_dir.append(row)
         self.pending.pop(eid, None)
-        self.strategy.tell(genotype, score, row["metrics"])
+        self._hits.pop(eid, None)
+        self.strategy.tell(genotype, row["score"], row["metrics"])
         self._save_state()
-        if status == "ok":
-            log.info("#%d score %.4f  params %s  %.1fs  %s%s", eid, score,
-                     _fmt_int(est.params), est.seconds, row["arch"], _by(worker))
-        else:
-            log.warning("#%d failed: %s%s", eid, est.error, _by(worker))
+        _log_row(row)
         best = self.best()
         if best is not None and best["id"] == eid:
             self.write_best()
@@ -364,6 +409,10 @@ class _Bar:
             self.progress.stop()
 
 
+#: what a saved cache hit holds (nascli.engine.cache.check_entry)
+_HIT_FIELDS = {"score", "metrics", "params", "macs", "source"}
+
+
 def _check_state(state: dict[str, Any]) -> None:
     """Raise KeyError/TypeError/ValueError unless ``state`` has the engine's fields."""
     for key, kind in (("strategy", dict), ("pending", dict), ("queue", list),
@@ -375,6 +424,31 @@ def _check_state(state: dict[str, Any]) -> None:
     for i, g in state["pending"].items():
         if not (isinstance(i, str) and i.isdigit() and isinstance(g, dict)):
             raise ValueError(f"pending entry {i!r}")
+    _check_hits(state.get("cached", {}), state["pending"])
+
+
+def _check_hits(hits: Any, pending: dict[str, Any]) -> None:
+    """Raise TypeError/ValueError unless ``hits`` are saved cache hits of pending ids."""
+    if not isinstance(hits, dict):
+        raise TypeError(f"field 'cached' is {type(hits).__name__}, not dict")
+    for i, hit in hits.items():
+        if not (i in pending and isinstance(hit, dict) and set(hit) >= _HIT_FIELDS
+                and isinstance(hit["score"], float) and isinstance(hit["metrics"], dict)):
+            raise ValueError(f"cached entry {i!r}")
+
+
+def _log_row(row: dict[str, Any]) -> None:
+    """One log line per evaluation."""
+    eid, worker = row["id"], row["worker"]
+    if row.get("cached"):
+        src = row["source"]
+        log.info("#%d score %.4f  cached (run %s, #%s)  %s", eid, row["score"], src.get("run"),
+                 src.get("id"), row["arch"])
+    elif row["status"] == "ok":
+        log.info("#%d score %.4f  params %s  %.1fs  %s%s", eid, row["score"],
+                 _fmt_int(row["params"]), row["seconds"], row["arch"], _by(worker))
+    else:
+        log.warning("#%d failed: %s%s", eid, row["error"], _by(worker))
 
 
 def _by(worker: str) -> str:
