@@ -128,6 +128,7 @@ class Supervisor:
             self._ids += 1
             task = Task(self._ids, genotype, seed)
             self._queue.append(task)
+        self._dispatch()  # at once, not at the supervisor's next poll
         return task.future
 
     def shutdown(self, cancel: bool = False) -> None:
