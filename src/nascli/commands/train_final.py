@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import math
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,15 +19,37 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nascli.commands.common import build_device, load_data, resolve_arch
-from nascli.config import section
+from nascli.config import config_dir, instantiate, section
 from nascli.data.loader import BatchLoader
 from nascli.engine.console import console, is_interactive
-from nascli.engine.rundir import BEST, HISTORY, STATE, RunDir, atomic_torch_save, now_iso
-from nascli.errors import UserError
+from nascli.engine.rundir import (
+    BEST,
+    HISTORY,
+    STATE,
+    RunDir,
+    atomic_torch_save,
+    now_iso,
+    read_json_object,
+)
+from nascli.engine.signals import graceful
+from nascli.errors import UserError, user_error_types
 from nascli.genotypes import genotype_from_dict, genotype_to_dict
 from nascli.models import build_model, count_macs, count_parameters
 from nascli.training import DivergedError, evaluate
 from nascli.training.device import ThreadGovernor
+from nascli.training.distributed import (
+    RankError,
+    Ranks,
+    data_parallel,
+    fits_shared_memory,
+    gather_on_main,
+    mean_over_ranks,
+    prestart,
+    process_group,
+    rank_device,
+    spawn,
+    world_size,
+)
 from nascli.training.recipe import RecipeError, TrainRecipe, fit
 
 log = logging.getLogger("nascli.train_final")
@@ -144,9 +169,15 @@ def validate_checkpoint(ckpt: Any, path: Path | str) -> None:
                 ("T_max", "eta_min", "base_lrs", "last_epoch"))
     for key in ("generator", "torch_rng"):
         _check_rng_state(ckpt[key], f"{where}: field {key!r}")
+    if "rank_rng" in ckpt:  # a DDP run's: each rank's drop-path random state
+        if not isinstance(ckpt["rank_rng"], list) or not ckpt["rank_rng"]:
+            raise _bad(f"{where}: field 'rank_rng'", ckpt["rank_rng"], "a list of states")
+        for i, state in enumerate(ckpt["rank_rng"]):
+            _check_rng_state(state, f"{where}: field 'rank_rng'[{i}]")
 
 
-#: the fields of a checkpoint besides ``format``
+#: the fields of a checkpoint besides ``format`` (a DDP run's adds ``rank_rng``, the random
+#: state of each rank, so that a resume continues exactly)
 CHECKPOINT_FIELDS = ("config", "model", "genotype", "epoch", "optimizer", "scheduler",
                      "generator", "torch_rng", "history")
 
@@ -351,10 +382,7 @@ def _job(cfg: DictConfig) -> _Job:
         ckpt = load_checkpoint(Path(str(cfg.resume)))
         cfg = _resumed_config(ckpt, cfg)
         recipe = section(FinalTraining, cfg.train, "train")
-        if ckpt["epoch"] > recipe.epochs:
-            raise CheckpointError(f"{ckpt['path']}: the checkpoint has finished {ckpt['epoch']} "
-                                  f"epochs, more than train.epochs={recipe.epochs}; resume with "
-                                  f"train.epochs={ckpt['epoch']} or more")
+        _check_epochs(ckpt, recipe)
         genotype, space = genotype_from_dict(ckpt["genotype"],
                                              where=f"{ckpt['path']}: field 'genotype'")
         run_dir = RunDir(Path(ckpt["path"]).parent)
@@ -370,30 +398,74 @@ def _job(cfg: DictConfig) -> _Job:
     return _Job(cfg, run_dir, genotype, space, source, recipe)
 
 
+def _check_epochs(ckpt: dict[str, Any], recipe: FinalTraining) -> None:
+    """A checkpoint must not have finished more epochs than the recipe asks for."""
+    if ckpt["epoch"] > recipe.epochs:
+        raise CheckpointError(f"{ckpt['path']}: the checkpoint has finished {ckpt['epoch']} "
+                              f"epochs, more than train.epochs={recipe.epochs}; resume with "
+                              f"train.epochs={ckpt['epoch']} or more")
+
+
 def train_final_task(cfg: DictConfig) -> float | None:
-    """The Hydra task of ``nascli train-final``; returns the test accuracy."""
+    """The Hydra task of ``nascli train-final``; returns the test accuracy. Where the device
+    settings ask for several DDP ranks (``device.gpus`` on CUDA, ``device.ranks`` on the CPU)
+    it spawns them and waits (docs/ddp.md)."""
     job = _job(cfg)
-    cfg, t = job.cfg, job.recipe
-    seed = int(cfg.seed)
-    torch.manual_seed(seed)
-    settings, device = build_device(cfg, fixed_shapes=True)
-    data = require_images(load_data(cfg, seed), "train", "test").to(device)
-    model = build_final_model(job.genotype, job.space, data, t).to(device)
+    try:
+        settings, device = build_device(job.cfg, fixed_shapes=True)
+        world = world_size(settings, device)
+        if world > 1:
+            prestart(_rank_main)  # the ranks' imports overlap loading the data
+        data = require_images(load_data(job.cfg, int(job.cfg.seed)), "train", "test")
+        if world > 1:
+            rank_batch(job.recipe, len(data.train), world)  # too small a batch: say so now
+            return _launch(job, data, world)
+        return _run(job, data.to(device), settings, device, Ranks())
+    finally:
+        job.run_dir.unlock()  # free for a resume in this process (a sweep, a notebook, a test)
+
+
+def _run(job: _Job, data: Any, settings: Any, device: torch.device,
+         ranks: Ranks) -> float | None:
+    """Build the network (seeded: every rank starts from the same weights), train it (this
+    rank's shard under DDP) and, on rank 0, test it, write final.json and show the result.
+    Returns the test accuracy (None on the other ranks)."""
+    torch.manual_seed(int(job.cfg.seed))
+    model = build_final_model(job.genotype, job.space, data, job.recipe).to(device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    counts = _announce(job, model, data, device, ranks.world) if ranks.is_main else (0, 0)
+    history = _train(job, model, data, settings, device, ranks)
+    if not ranks.is_main:
+        return None
+    return _finish(job, model, data, settings, device, history, *counts)
+
+
+def _announce(job: _Job, model: torch.nn.Module, data: Any, device: torch.device,
+              world: int) -> tuple[int, int]:
+    """Log what is trained where and, for a new run, write config.yaml and the manifest.
+    Returns the network's (parameters, multiply-adds)."""
+    t, seed = job.recipe, int(job.cfg.seed)
     params = count_parameters(model)
     macs = count_macs(model, (data.in_channels, *data.image_size))
+    where = str(device) if world == 1 else f"{world} DDP ranks on {device.type}"
     log.info("training %s: %s", job.source, job.space.to_text(job.genotype))
     log.info("network N=%d channels=%d stem=%s: %.3fM parameters, %.1fM multiply-adds; "
              "dataset %s (%d train, %d val, %d test); device %s", t.cells_per_stage, t.channels,
              t.stem, params / 1e6, macs / 1e6, data.name, len(data.train), len(data.val),
-             len(data.test), device)
+             len(data.test), where)
     if job.ckpt is None:
-        OmegaConf.save(cfg, job.run_dir.path / "config.yaml", resolve=True)
+        OmegaConf.save(job.cfg, job.run_dir.path / "config.yaml", resolve=True)
         job.run_dir.write_manifest(command="train-final", arch=job.source, seed=seed,
-                                   device=str(device), dataset=data.summary(), params=params,
+                                   device=where, dataset=data.summary(), params=params,
                                    macs=macs, started_at=now_iso(), status="running")
-    history = _train(job, model, data, settings, device, seed)
+    return params, macs
+
+
+def _finish(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: torch.device,
+            history: list[dict[str, Any]], params: int, macs: int) -> float | None:
+    """Test the trained network, write final.json and the finished manifest, show a table."""
+    t = job.recipe
     test = BatchLoader(data.test, batch_size=t.eval_batch_size, device=device)
     test_acc, test_loss = evaluate(model, test, device=device, amp=settings.amp,
                                    channels_last=settings.channels_last)
@@ -429,70 +501,131 @@ def require_images(data: Any, *splits: str) -> Any:
     return data
 
 
+def rank_batch(t: FinalTraining, samples: int, world: int) -> int:
+    """Samples each of ``world`` ranks trains on per step: the global batch
+    (``train.batch_size``, at most ``samples``) split evenly, a remainder left out (a batch of
+    97 on 4 ranks trains 4 x 24 = 96 a step); the learning rate stays the recipe's."""
+    batch = min(t.batch_size, samples)
+    if batch < world:
+        raise UserError(f"train.batch_size={t.batch_size} leaves {world} DDP ranks less than "
+                        f"one sample each; use train.batch_size={world} or more, or fewer ranks")
+    return batch // world
+
+
 def _train(job: _Job, model: torch.nn.Module, data: Any, settings: Any, device: torch.device,
-           seed: int) -> list[dict[str, Any]]:
-    """The epochs of the recipe with per-epoch validation and an atomic checkpoint each."""
-    t = job.recipe
+           ranks: Ranks | None = None) -> list[dict[str, Any]]:
+    """The epochs of the recipe with per-epoch validation and an atomic checkpoint each.
+
+    Under DDP each rank trains on its part of every global batch (the shuffle and
+    augmentation draws come from one seeded generator all ranks share) and rank 0 alone
+    validates, logs and writes checkpoints; other ranks return an empty history."""
+    t, ranks = job.recipe, ranks or Ranks()
+    seed = int(job.cfg.seed)
     gen = torch.Generator().manual_seed(seed)
-    train = BatchLoader(data.train, batch_size=min(t.batch_size, len(data.train)), shuffle=True,
+    per_rank = rank_batch(t, len(data.train), ranks.world)
+    if ranks.is_main and per_rank * ranks.world < min(t.batch_size, len(data.train)):
+        log.info("train.batch_size=%d over %d DDP ranks: %d samples a rank, %d a step",
+                 t.batch_size, ranks.world, per_rank, per_rank * ranks.world)
+    train = BatchLoader(data.train, batch_size=per_rank * ranks.world, shuffle=True,
                         drop_last=True, augment=data.augment, device=device, generator=gen,
-                        channels_last=settings.channels_last)
+                        channels_last=settings.channels_last,
+                        shard=(ranks.rank, ranks.world) if ranks.distributed else None)
     steps = len(train) if t.max_steps is None else min(len(train), t.max_steps)
     optimizer = t.optimizer(model.parameters())
     scheduler = t.scheduler(optimizer, t.epochs * steps)
     scaler = torch.amp.GradScaler("cuda") if settings.amp == "fp16" and device.type == "cuda" \
         else None
     start, history = 0, []
-    if job.ckpt is not None:
+    if job.ckpt is not None:  # every rank loads the same checkpoint (weights-only)
         start, history = _restore(job.ckpt, model, optimizer, scheduler, gen)
         stretch_cosine(scheduler, t.epochs * steps)
-        log.info("resumed from %s at epoch %d of %d", job.ckpt["path"], start, t.epochs)
-    val_split = BatchLoader(data.val, batch_size=t.eval_batch_size, device=device)
-    bar = _progress() if is_interactive() else None
-    task = bar.add_task("train-final", total=t.epochs, completed=start, acc="-") if bar else None
-    clock = {"t0": time.perf_counter()}
-
-    threads = ThreadGovernor(device)
-
-    def before(epoch: int) -> None:
-        threads.adjust()  # fewer CPU threads while other processes hold cores
-        clock["t0"] = time.perf_counter()
-        model.drop_path_prob = t.drop_path * epoch / t.epochs  # scheduled drop-path
-
-    def after(epoch: int, loss: float, n: int) -> None:
-        val_acc = val_loss = None  # no validation split (val_fraction=0): test only at the end
-        if len(data.val):
-            val_acc, val_loss = (finite_or_none(v) for v in evaluate(
-                model, val_split, device=device, amp=settings.amp,
-                channels_last=settings.channels_last))
-        row = {"epoch": epoch + 1, "train_loss": loss, "val_acc": val_acc,
-               "val_loss": val_loss, "lr": scheduler.get_last_lr()[0], "steps": n,
-               "seconds": round(time.perf_counter() - clock["t0"], 3)}
-        history.append(row)
-        atomic_torch_save(_checkpoint(job, epoch + 1, model, optimizer, scheduler, gen,
-                                      history), job.run_dir.path / CHECKPOINT)
-        shown = "-" if val_acc is None else f"{val_acc:.4f}"
-        log.info("epoch %d/%d  loss %.4f  val acc %s  (%.1f s)", epoch + 1, t.epochs, loss,
-                 shown, row["seconds"])
-        if bar:
-            bar.update(task, completed=epoch + 1, acc=shown)
-
-    if bar:
-        bar.start()
+        if ranks.is_main:
+            log.info("resumed from %s at epoch %d of %d", job.ckpt["path"], start, t.epochs)
+    _seed_rank(job.ckpt, ranks, seed)
+    net = data_parallel(model, device, ranks,
+                        find_unused=t.auxiliary and t.auxiliary_weight == 0)
+    end = _EpochEnd(job, model, data, settings, device, ranks,
+                    (optimizer, scheduler, gen), history, start)
     try:
-        fit(settings.compiled(model), train, t, device=device, steps_per_epoch=steps,
-            optimizer=optimizer,
-            scheduler=scheduler, start_epoch=start, amp=settings.amp, scaler=scaler,
-            channels_last=settings.channels_last,
+        fit(settings.compiled(net), train, t, device=device, steps_per_epoch=steps,
+            optimizer=optimizer, scheduler=scheduler, start_epoch=start, amp=settings.amp,
+            scaler=scaler, channels_last=settings.channels_last,
             aux_weight=t.auxiliary_weight if t.auxiliary else 0.0,
-            before_epoch=before, after_epoch=after)
+            before_epoch=end.before, after_epoch=end)
     except DivergedError as exc:
-        raise UserError(f"training diverged in epoch {len(history) + 1}: {exc}; lower "
+        raise UserError(f"training diverged in epoch {end.epoch + 1}: {exc}; lower "
                         f"train.lr (now {t.lr}) or raise train.grad_clip") from None
     finally:
-        if bar:
-            bar.stop()
-    return history
+        end.close()
+    return history if ranks.is_main else []
+
+
+def _seed_rank(ckpt: dict[str, Any] | None, ranks: Ranks, seed: int) -> None:
+    """Each DDP rank draws its own drop-path masks (as the samples of one batch do): a rank
+    other than 0 continues the random state the checkpoint saved for it, or starts from its
+    own seed (a new run, or a checkpoint of another number of ranks). Rank 0 continues the
+    checkpoint's ``torch_rng`` like a single process."""
+    states = (ckpt or {}).get("rank_rng")
+    if states is not None and len(states) == ranks.world:
+        torch.set_rng_state(states[ranks.rank])
+    elif ranks.rank:
+        torch.manual_seed(seed + 1_000_003 * ranks.rank)
+
+
+class _EpochEnd:
+    """The per-epoch work around :func:`fit`: before an epoch the thread count and the
+    drop-path schedule; after it the training loss averaged over the ranks, then on rank 0
+    validation, the history row, the atomic checkpoint, the log line and the progress bar."""
+
+    def __init__(self, job: _Job, model: torch.nn.Module, data: Any, settings: Any,
+                 device: torch.device, ranks: Ranks, state: tuple[Any, Any, torch.Generator],
+                 history: list[dict[str, Any]], start: int) -> None:
+        self.job, self.model, self.data, self.settings = job, model, data, settings
+        self.device, self.ranks, self.state, self.history = device, ranks, state, history
+        self.epoch, self.t0 = start, time.perf_counter()
+        self.threads = ThreadGovernor(device)
+        self.val = BatchLoader(data.val, batch_size=job.recipe.eval_batch_size, device=device)
+        self.bar = _progress() if ranks.is_main and is_interactive() else None
+        if self.bar:
+            self.task = self.bar.add_task("train-final", total=job.recipe.epochs,
+                                          completed=start, acc="-")
+            self.bar.start()
+
+    def before(self, epoch: int) -> None:
+        self.threads.adjust()  # fewer CPU threads while other processes hold cores
+        self.epoch, self.t0 = epoch, time.perf_counter()
+        t = self.job.recipe
+        self.model.drop_path_prob = t.drop_path * epoch / t.epochs  # scheduled drop-path
+
+    def __call__(self, epoch: int, loss: float, n: int) -> None:
+        loss = mean_over_ranks(loss, self.ranks, self.device)
+        rank_rng = gather_on_main(torch.get_rng_state(), self.ranks)
+        if not self.ranks.is_main:
+            return
+        val_acc = val_loss = None  # no validation split (val_fraction=0): test only at the end
+        if len(self.data.val):  # the network itself: DDP's forward would wait for the others
+            val_acc, val_loss = (finite_or_none(v) for v in evaluate(
+                self.model, self.val, device=self.device, amp=self.settings.amp,
+                channels_last=self.settings.channels_last))
+        optimizer, scheduler, gen = self.state
+        row = {"epoch": epoch + 1, "train_loss": loss, "val_acc": val_acc,
+               "val_loss": val_loss, "lr": scheduler.get_last_lr()[0], "steps": n,
+               "seconds": round(time.perf_counter() - self.t0, 3)}
+        self.history.append(row)
+        ckpt = _checkpoint(self.job, epoch + 1, self.model, optimizer, scheduler, gen,
+                           self.history)
+        if rank_rng is not None:
+            ckpt["rank_rng"] = rank_rng
+        atomic_torch_save(ckpt, self.job.run_dir.path / CHECKPOINT)
+        shown = "-" if val_acc is None else f"{val_acc:.4f}"
+        log.info("epoch %d/%d  loss %.4f  val acc %s  (%.1f s)", epoch + 1, self.job.recipe.epochs,
+                 loss, shown, row["seconds"])
+        if self.bar:
+            self.bar.update(self.task, completed=epoch + 1, acc=shown)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
 
 
 def _checkpoint(job: _Job, epoch: int, model: torch.nn.Module, optimizer: Any, scheduler: Any,
@@ -557,6 +690,126 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any], nam
                                       f"{tuple(value.shape)}, the parameter {tuple(p.shape)}")
 
 
+@dataclass
+class _RankSpec:
+    """What a DDP rank needs to rebuild its job without Hydra (picklable). ``data`` travels in
+    shared memory from the spawning job; ``None`` (torchrun, or too little shared memory) has
+    each rank load it. ``owner``: rank 0 holds the run directory (under torchrun no job
+    process does)."""
+
+    cfg: dict[str, Any]
+    run_dir: str
+    genotype: dict[str, Any]
+    source: str
+    checkpoint: str | None
+    logging: dict[str, Any] | None
+    data: Any = None
+    owner: bool = False
+
+
+def _launch(job: _Job, data: Any, world: int) -> float | None:
+    """Spawn ``world`` DDP ranks for this job and wait for them; rank 0 writes everything a
+    single process would (checkpoints, log lines, final.json). Returns the test accuracy."""
+    from hydra.core.hydra_config import HydraConfig
+
+    spec = _RankSpec(cfg=OmegaConf.to_container(job.cfg, resolve=True),
+                     run_dir=str(job.run_dir.path),
+                     genotype=genotype_to_dict(job.genotype, job.space), source=job.source,
+                     checkpoint=job.ckpt["path"] if job.ckpt else None,
+                     logging=OmegaConf.to_container(HydraConfig.get().job_logging, resolve=True),
+                     data=data if fits_shared_memory(_nbytes(data)) else None)
+    try:
+        with graceful():  # SIGTERM stops the ranks too, like Ctrl-C
+            spawn(_rank_main, (spec,), world, user_error_types())
+    except RankError as exc:
+        _crashed(exc)
+    return read_json_object(job.run_dir.path / "final.json").get("test_acc")
+
+
+def _nbytes(data: Any) -> int:
+    """Bytes of the dataset's tensors (images, labels, statistics of every split)."""
+    splits = (data.train, data.val, data.test)
+    return sum(t.numel() * t.element_size() for s in splits
+               for t in (s.raw, s.labels, s.mean, s.std))
+
+
+def _crashed(exc: RankError) -> None:
+    """A rank's crash as one line on stderr (exit 1); its traceback goes to the run's log."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    record = logging.LogRecord("nascli", logging.ERROR, "", 0, "%s\n%s", (exc, exc.details),
+                               None)
+    for handler in files:
+        handler.handle(record)
+    where = f"; traceback in {files[0].baseFilename}" if files and exc.details else ""
+    print(f"nascli: error: {exc}{where}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _rank_main(spec: _RankSpec) -> None:
+    """One DDP rank of train-final, spawned by :func:`_launch` or started by torchrun
+    (:func:`torchrun_main`); who it is comes from the environment (:meth:`Ranks.from_env`)."""
+    ranks = Ranks.from_env()
+    if not ranks.is_main:  # rank 0 speaks for all
+        logging.disable(logging.CRITICAL)
+        warnings.simplefilter("ignore")
+    elif spec.logging:  # the job's console and log file
+        logging.config.dictConfig(spec.logging)
+    cfg = OmegaConf.create(spec.cfg)
+    settings, device = rank_device(instantiate(cfg.device, "device"), ranks)
+    with process_group(ranks, device):
+        genotype, space = genotype_from_dict(spec.genotype, where=f"{spec.source}: genotype")
+        ckpt = load_checkpoint(Path(spec.checkpoint)) if spec.checkpoint else None
+        job = _Job(cfg, RunDir(spec.run_dir), genotype, space, spec.source,
+                   section(FinalTraining, cfg.train, "train"), ckpt)
+        if ckpt is not None:
+            _check_epochs(ckpt, job.recipe)
+        if spec.owner and ranks.is_main:
+            job.run_dir.lock()
+        data = spec.data
+        if data is None:
+            data = require_images(load_data(cfg, int(cfg.seed)), "train", "test")
+        _run(job, data.to(device), settings, device, ranks)
+
+
+def torchrun_main(argv: list[str] | None = None) -> int:
+    """``torchrun [options] -m nascli.commands.train_final JOB.yaml RUN_DIR``: one rank of a
+    train-final job on one or several machines; returns the exit code.
+
+    ``JOB.yaml`` is a composed config (``nascli train-final ARCH ... --cfg job --resolve``:
+    Hydra runs once, where you write it); every rank reads it with OmegaConf, loads the data
+    and joins the process group torchrun describes. Rank 0 writes ``RUN_DIR`` (put it on a
+    shared file system: torchrun may place rank 0 on another machine after a restart); a
+    ``RUN_DIR`` that holds a checkpoint is continued, so a restart resumes.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if len(args) != 2:
+        print("usage: torchrun [options] -m nascli.commands.train_final JOB.yaml RUN_DIR",
+              file=sys.stderr)
+        return 2
+    job_file, run_dir = Path(args[0]), Path(args[1])
+    try:
+        try:
+            cfg = OmegaConf.load(job_file)
+        except (OSError, OmegaConfBaseException, ValueError) as exc:
+            raise UserError(f"{job_file}: cannot read the job config ({exc})") from None
+        genotype, space, source = resolve_arch(str(cfg.arch))
+        RunDir(run_dir)  # created before its log file is opened
+        checkpoint = run_dir / CHECKPOINT
+        logging_cfg = OmegaConf.load(config_dir() / "hydra" / "job_logging" / "nascli.yaml")
+        logging_cfg.handlers.file.filename = str(run_dir / "train_final.log")
+        _rank_main(_RankSpec(
+            cfg=OmegaConf.to_container(cfg, resolve=True), run_dir=str(run_dir),
+            genotype=genotype_to_dict(genotype, space), source=source,
+            checkpoint=str(checkpoint) if checkpoint.exists() else None,
+            logging=OmegaConf.to_container(logging_cfg, resolve=True), owner=True))
+    except user_error_types() as exc:
+        rank = Ranks.from_env().rank
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"nascli: error: {f'rank {rank}: ' if rank else ''}{line}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _print_result(result: dict[str, Any], params: int) -> None:
     table = Table(title="train-final")
     for col in ("arch", "epochs", "params", "val acc", "test acc", "checkpoint"):
@@ -571,3 +824,9 @@ def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("val acc {task.fields[acc]}"), TimeRemainingColumn(),
                     console=console())
+
+
+if __name__ == "__main__":  # torchrun [options] -m nascli.commands.train_final JOB.yaml RUN_DIR
+    from nascli.commands.train_final import torchrun_main as _main  # the one module's classes
+
+    sys.exit(_main())

@@ -23,6 +23,12 @@ class BatchLoader:
     ``channels_last``) NHWC memory format; y: (B,) long. Shuffling and augmentation draw from
     ``generator`` (a seeded CPU generator by default), so a seeded loader repeats exactly. Each
     epoch visits every sample once; ``drop_last`` skips a final short batch.
+
+    ``shard=(rank, world)`` (data-parallel training, needs ``drop_last``): ``batch_size`` is
+    the global batch and this loader yields rank's contiguous ``batch_size // world`` samples
+    of each. Every rank passes an equally seeded generator, so all agree on the shuffle; the
+    global batch is augmented whole before it is cut, so each sample gets the crop, flip and
+    cutout it would get in one process (augmentation is a gather, cheap next to a step).
     """
 
     def __init__(
@@ -37,9 +43,15 @@ class BatchLoader:
         drop_last: bool = False,
         channels_last: bool = False,
         dtype: torch.dtype = torch.float32,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
+        if shard is not None and not (0 <= shard[0] < shard[1] and batch_size % shard[1] == 0
+                                      and drop_last):
+            raise DatasetError(f"shard={shard} needs 0 <= rank < world, a batch_size "
+                               f"({batch_size}) divisible by world, and drop_last")
+        self.shard = shard
         self.device = torch.device(device)
         self.raw = split.raw.to(self.device)
         self.labels = split.labels.to(self.device)
@@ -75,7 +87,15 @@ class BatchLoader:
             else:
                 idx = order[lo:hi]
                 raw, y = self.raw[idx], self.labels[idx]
-            yield self._prepare(raw), y
+            if self.shard is None:
+                yield self._prepare(raw), y
+                continue
+            rank, world = self.shard
+            part = slice(rank * (hi - lo) // world, (rank + 1) * (hi - lo) // world)
+            if self.augment is None:  # no random draws: prepare this rank's part only
+                yield self._prepare(raw[part]), y[part]
+            else:
+                yield self._prepare(raw)[part], y[part]
 
     def _prepare(self, raw: Tensor) -> Tensor:
         # Augment in float32 after normalising, so cutout's zero is the channel mean and padding

@@ -272,6 +272,8 @@ class Device:
     leave most of a GPU idle). ``compile``:
     ``off`` or a ``torch.compile`` mode for train-final's training step (``reduce-overhead``
     adds CUDA graphs); searches stay eager, as every candidate would compile a new graph.
+    ``ranks``: train-final processes on the CPU, trained data-parallel (DDP over gloo) when
+    above 1; on CUDA train-final runs one rank per GPU of ``gpus`` instead (docs/ddp.md).
     """
 
     name: str = "auto"
@@ -283,6 +285,7 @@ class Device:
     threads: int | None = None
     workers_per_gpu: int = 4
     compile: str = "off"
+    ranks: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.compile, bool):  # YAML's true/false
@@ -299,7 +302,7 @@ class Device:
         if self.cudnn_benchmark not in ("auto", True, False):
             raise DeviceError(f"device.cudnn_benchmark={self.cudnn_benchmark!r} is invalid; "
                               "expected auto, true or false")
-        for key in ("threads", "workers_per_gpu"):
+        for key in ("threads", "workers_per_gpu", "ranks"):
             value = getattr(self, key)
             if value is None and key == "threads":
                 continue
