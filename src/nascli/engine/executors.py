@@ -290,8 +290,10 @@ def auto_executor(factory: Callable[[], Estimator], gpus: list[int] | None = Non
     """``executor=auto``: a pool with one worker per entry of ``gpus`` (each GPU
     ``device.workers_per_gpu`` times) when that is more than one, else this process.
 
-    On CPUs one process using every core beat a pool of processes sharing them; on a GPU
-    several small search-time networks train at once (docs/hardware.md).
+    On a GPU several small search-time networks train at once (docs/hardware.md). On CPUs
+    the search stays in this process, whose threads follow the free cores;
+    ``executor=pool executor.workers=2`` (one thread each) was 1.26x faster for 8 default
+    candidates on 2 cores (benchmarks/bench_executors.py).
     """
     if gpus and len(gpus) > 1:
         return PoolExecutor(factory, gpus, threads=threads, timeout_s=timeout_s, retries=retries)
