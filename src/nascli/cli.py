@@ -175,7 +175,9 @@ def correlate(ctx: typer.Context) -> None:
 @app.command()
 def report(
     run_dirs: list[Path] = typer.Argument(..., help="run directories (or multirun folders)"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="folder for tables and plots"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="folder for the report (default: PATH/report for one path, "
+        "outputs/report/<date>/<time> for several); never a run directory"),
 ) -> None:
     """Tables and plots for one run or many: top candidates, best-so-far curves, cell diagrams."""
     from nascli.engine.rundir import RunDirError

@@ -132,8 +132,8 @@ def test_report_and_show(nascli):
     proc = nascli("report", str(sweep))
     assert proc.returncode == 0, proc.stderr
     for name in ("best_so_far.png", "pareto.png", "best_cells.png", "report.json"):
-        assert (sweep / name).is_file()
-    summary = json.loads((sweep / "report.json").read_text())
+        assert (sweep / "report" / name).is_file()
+    summary = json.loads((sweep / "report" / "report.json").read_text())
     assert len(summary["runs"]) == 2 and summary["pareto"]
     proc = nascli("show", "nasnet-a")
     assert proc.returncode == 0 and "block0 = add(sep_conv_5x5(h_i), sep_conv_3x3(h_{i-1}))" \

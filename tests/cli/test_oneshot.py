@@ -137,7 +137,8 @@ def test_darts_search_then_train_final(tmp_path):
     assert rows[0]["genotype"] == alphas["epochs"][-1]["genotype"]
     proc = nascli_in(tmp_path, "report", str(run))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (run / "darts_alphas.png").stat().st_size > 1000
+    assert (run / "report" / f"darts_alphas_{run.name}.png").stat().st_size > 1000
+    assert (run / "report" / f"darts_alphas_{run.name}.svg").is_file()
     assert "DARTS op weights over 2 epochs" in proc.stderr
     proc = nascli_in(tmp_path, "train-final", str(run), *TINY_FINAL, "train.epochs=1")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -97,19 +97,33 @@ def correlate_task(cfg: DictConfig) -> dict[str, Any]:
               "finished_at": now_iso()}
     run_dir.write_json("correlation.json", result)
     _plots(run_dir.path, names, scores, accuracies)
-    table = Table(title=f"proxy vs accuracy: {len(pairs)} architectures on {data.name}")
-    for col in ("proxy", "Spearman rho", "Kendall tau", "n"):
-        table.add_column(col, justify="left" if col == "proxy" else "right")
-    for name in names:
-        r = table_rows[name]
-        table.add_row(name + (" (baseline)" if name in BASELINES else ""), _fmt(r["spearman"]),
-                      _fmt(r["kendall"]), str(r["n"]))
-    console().print(table)
+    console().print(correlation_table(
+        table_rows, f"proxy vs accuracy: {len(pairs)} architectures on {data.name}"))
     return table_rows
 
 
+def correlation_table(rows: dict[str, dict[str, Any]], title: str) -> Table:
+    """One line per proxy: Spearman's rho and Kendall's tau, each with its two-sided p-value
+    (the chance of a correlation this strong between unrelated rankings), and n."""
+    table = Table(title=title, caption="p: two-sided p-value against no correlation")
+    for col in ("proxy", "Spearman rho", "p (rho)", "Kendall tau", "p (tau)", "n"):
+        table.add_column(col, justify="left" if col == "proxy" else "right")
+    for name, r in rows.items():
+        table.add_row(name + (" (baseline)" if name in BASELINES else ""), _fmt(r["spearman"]),
+                      _fmt_p(r.get("spearman_p")), _fmt(r["kendall"]),
+                      _fmt_p(r.get("kendall_p")), str(r["n"]))
+    return table
+
+
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.3f}"
+    return "-" if value is None or not math.isfinite(value) else f"{value:+.3f}"
+
+
+def _fmt_p(value: float | None) -> str:
+    """A p-value: 3 decimals, or scientific notation below 0.001."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.3f}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def _plots(out: Path, names: list[str], scores: dict[str, list], accuracies: list[float]) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from nascli.engine.console import console
 from nascli.engine.rundir import RunDirError, read_json_object
+from nascli.report.figures import save as save_figure
 
 log = logging.getLogger("nascli.report")
 
@@ -46,9 +47,7 @@ def ranking(run: Path, out: Path) -> dict[str, Any] | None:
     ax.set(xlabel="inherited accuracy (supernet)", ylabel="stand-alone score",
            title=f"ranking: tau {_fmt(tau)}, rho {_fmt(rho)} (n={len(rows)})")
     fig.tight_layout()
-    name = f"oneshot_ranking_{run.name}.png" if out != run else "oneshot_ranking.png"
-    fig.savefig(out / name, dpi=120)
-    plt.close(fig)
+    name = save_figure(fig, out, f"oneshot_ranking_{run.name}")[0]  # PNG and SVG
     return {"run": str(run), "probes": len(rows), "kendall_tau": tau, "spearman_rho": rho,
             "param_free_share": shares, "plot": name}
 
@@ -79,9 +78,7 @@ def darts_alphas(run: Path, out: Path) -> dict[str, Any] | None:
     axes[0].set_ylabel("softmax weight")
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
-    name = f"darts_alphas_{run.name}.png" if out != run else "darts_alphas.png"
-    fig.savefig(out / name, dpi=120)
-    plt.close(fig)
+    name = save_figure(fig, out, f"darts_alphas_{run.name}")[0]  # PNG and SVG
     share = epochs[-1].get("param_free_share")
     console().print(f"{run}: DARTS op weights over {len(epochs)} epochs -> {out / name}; "
                     f"parameter-free share of the derived cell {_fmt(share)}")
