@@ -19,7 +19,7 @@ app = typer.Typer(
     name="nascli",
     help="Neural architecture search in the NASNet cell space.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # nascli --install-completion: commands, groups, options and keys
     pretty_exceptions_enable=False,
 )
 
@@ -30,6 +30,49 @@ _DELEGATE = {
 }
 
 GROUPS = ("search_space", "strategy", "proxy", "dataset", "device", "executor", "experiment")
+
+
+def _complete(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a config-driven command's arguments: ``group=option``, ``group.key=``
+    for the keys of a group's options, the primary config's top-level keys, and flags."""
+    from nascli.config import config_dir
+
+    root = config_dir()
+    command = (ctx.info_name or "search").replace("-", "_")
+    key, eq, value = incomplete.partition("=")
+    if eq and key in GROUPS:
+        return [f"{key}={p.stem}" for p in sorted((root / key).glob("*.yaml"))
+                if p.stem.startswith(value)]
+    group, dot, _ = key.partition(".")
+    if dot and group in GROUPS:
+        keys = sorted({k for p in (root / group).glob("*.yaml") for k in _yaml_keys(p)})
+        return [f"{group}.{k}=" for k in keys if f"{group}.{k}".startswith(key)]
+    top = [f"{k}=" for k in _yaml_keys(root / f"{command}.yaml")
+           if k.partition(".")[0] not in GROUPS]
+    words = [f"{g}=" for g in GROUPS] + top + ["-m", "--cfg", "--json", "--help"]
+    return [w for w in words if w.startswith(incomplete)]
+
+
+def _yaml_keys(path: Path) -> list[str]:
+    """Keys of a config file, one level of sections spelled out (``train.epochs``); not
+    ``defaults``, ``hydra`` or ``_target_``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    keys = []
+    for k, v in data.items():
+        if k in ("defaults", "hydra", "_target_"):
+            continue
+        keys += [f"{k}.{sub}" for sub in v] if isinstance(v, dict) and v else [str(k)]
+    return keys
+
+
+#: the arguments of a config-driven command: overrides and Hydra's flags, handed to Hydra
+OVERRIDES = typer.Argument(None, help="key=value overrides and Hydra flags (try --help)",
+                           autocompletion=_complete, show_default=False)
 
 
 def _error(message: str, code: int = 2) -> None:
@@ -80,6 +123,32 @@ def _check_group_options(args: list[str]) -> None:
                 _error(f"unknown {group} {v!r}; valid: {', '.join(valid)}")
 
 
+#: launcher options and the plugin (module, pip extra) each needs
+_LAUNCHERS = {
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "nascli[slurm]"),
+    "local_jobs": ("hydra_plugins.hydra_submitit_launcher", "nascli[slurm]"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "nascli[slurm]"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "nascli[slurm]"),
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher (see docs/distributed.md)"),
+}
+
+
+def _check_launcher(args: list[str]) -> None:
+    """One line naming the package when a launcher's plugin is not installed (Hydra's own
+    message spans many lines and names no package)."""
+    import importlib.util
+
+    for a in args:
+        key, _, value = a.partition("=")
+        if key.lstrip("+").removeprefix("override ") != "hydra/launcher" or value not in _LAUNCHERS:
+            continue
+        module, package = _LAUNCHERS[value]
+        if importlib.util.find_spec(module) is None:
+            hint = package if "(" in package else f'pip install "{package}"'
+            _error(f"hydra/launcher={value} needs a Hydra plugin that is not installed: {hint}")
+
+
 #: Hydra's own flags that take a value in the next argument
 _VALUE_FLAGS = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg",
                 "-c", "--package", "-p", "--info", "-i", "--experimental-rerun"}
@@ -111,15 +180,35 @@ def _check_run_dir(command: str, args: list[str]) -> None:
                 _error(f"{folder} already holds a run; {how}choose another hydra.run.dir")
 
 
+def _into_resumed_run(args: list[str]) -> list[str]:
+    """A resume writes into the run it continues (its log, no new output folder): Hydra's
+    run folder becomes that run, without a second ``.hydra/`` record."""
+    if any(a.startswith(("-m", "--multirun", "hydra.run.dir=", "+hydra.run.dir=",
+                         "hydra.output_subdir")) for a in args):
+        return args
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), "")
+    path = Path(value.strip("'\"")).expanduser() if value.strip("'\"") else None
+    if path is None or not path.exists():
+        return args  # the command itself says what is wrong with it
+    folder = path if path.is_dir() else path.parent
+    return [*args, f"hydra.run.dir={_quote(str(folder.resolve()))}", "hydra.output_subdir=null"]
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _delegate(command: str, args: list[str], with_arch: bool) -> None:
-    """Hand ``args`` to the Hydra entry point of ``command``."""
-    from nascli.commands import run_hydra
+    """Hand ``args`` to the Hydra entry point of ``command``; with ``--json``, print one JSON
+    object about the finished run(s) on stdout (logs and tables stay on stderr)."""
 
     args = list(args)
+    if any(a in ("-sc", "--shell-completion") or a.startswith(("-sc=", "--shell-completion="))
+           for a in args):
+        _error("Hydra's shell completion cannot see nascli's commands; use "
+               "nascli --install-completion (it completes commands, groups=options and keys)")
+    as_json = "--json" in args
+    args = [a for a in args if a != "--json"]
     help_asked = any(a in ("--help", "-h", "--hydra-help") for a in args)
     if with_arch and not help_asked:
         positional = _positional(args)
@@ -142,34 +231,54 @@ def _delegate(command: str, args: list[str], with_arch: bool) -> None:
             _error(f"unexpected argument {args[stray[0]]!r}; overrides look like key=value")
     if not help_asked:
         _check_group_options(args)
+        _check_launcher(args)
         _check_run_dir(command, args)
-    code = run_hydra(command, args)
+        args = _into_resumed_run(args)
+    code = _run_and_report(command, args, as_json)
     if code:
         raise typer.Exit(code)
 
 
+def _run_and_report(command: str, args: list[str], as_json: bool) -> int:
+    import json
+
+    from nascli import commands
+
+    commands.FINISHED.clear()
+    code = commands.run_hydra(command, args)
+    printed_config = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
+    if code == 0 and printed_config:  # --cfg job: refuse what a run would refuse
+        problem = commands.check_composed(command, args)
+        if problem:
+            typer.echo(f"nascli: error: {problem}", err=True)
+            return 2
+    if as_json and code == 0 and commands.FINISHED:
+        typer.echo(json.dumps(commands.json_summary(command), default=str))
+    return code
+
+
 @app.command(context_settings=_DELEGATE, add_help_option=False)
-def search(ctx: typer.Context) -> None:
+def search(args: list[str] | None = OVERRIDES) -> None:
     """Run a search; writes a run directory (history, best genotype, log). Try --help."""
-    _delegate("search", ctx.args, with_arch=False)
+    _delegate("search", args or [], with_arch=False)
 
 
 @app.command(context_settings=_DELEGATE, add_help_option=False)
-def evaluate(ctx: typer.Context) -> None:
+def evaluate(args: list[str] | None = OVERRIDES) -> None:
     """Estimate ARCH with the chosen proxy, or test a trained checkpoint. Try --help."""
-    _delegate("evaluate", ctx.args, with_arch=True)
+    _delegate("evaluate", args or [], with_arch=True)
 
 
 @app.command("train-final", context_settings=_DELEGATE, add_help_option=False)
-def train_final(ctx: typer.Context) -> None:
+def train_final(args: list[str] | None = OVERRIDES) -> None:
     """Train ARCH with the full recipe, test it and save a checkpoint. Try --help."""
-    _delegate("train_final", ctx.args, with_arch=True)
+    _delegate("train_final", args or [], with_arch=True)
 
 
 @app.command(context_settings=_DELEGATE, add_help_option=False)
-def correlate(ctx: typer.Context) -> None:
+def correlate(args: list[str] | None = OVERRIDES) -> None:
     """Rank correlation of zero-cost proxies with trained accuracy (Spearman, Kendall)."""
-    _delegate("correlate", ctx.args, with_arch=False)
+    _delegate("correlate", args or [], with_arch=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
 import venv
@@ -26,9 +27,14 @@ def test_wheel_contains_configs_and_its_console_script_runs(tmp_path):
     for cfg in ("search.yaml", "evaluate.yaml", "train_final.yaml", "strategy/evolution.yaml",
                 "hydra/job_logging/nascli.yaml", "__init__.py"):
         assert f"nascli/configs/{cfg}" in names, cfg
-    # a venv that sees this machine's torch etc. but gets nascli only from the wheel
+    # a venv that sees the packages of the environment running the tests (torch etc.: a venv
+    # or the system Python) but gets nascli only from the wheel. system_site_packages would
+    # show the base interpreter's packages, not those of a venv that runs pytest
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    (site_dir,) = (env_dir / "lib").glob("python*/site-packages")
+    outer = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    (site_dir / "_outer_environment.pth").write_text("\n".join(outer) + "\n")
     py = env_dir / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
                    check=True, capture_output=True, timeout=300)

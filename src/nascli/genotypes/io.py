@@ -13,7 +13,6 @@ import inspect
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +139,10 @@ def save_genotype(
     """Write a genotype file atomically (temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from nascli.engine.rundir import atomic_write_text  # readable by the group, like run files
+
     text = json.dumps(genotype_to_dict(genotype, space, name=name, **extra), indent=2)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, text + "\n")
     return path
 
 
