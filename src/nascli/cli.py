@@ -29,7 +29,8 @@ _DELEGATE = {
     "help_option_names": [],
 }
 
-GROUPS = ("search_space", "strategy", "proxy", "dataset", "device", "executor", "experiment")
+GROUPS = ("search_space", "strategy", "proxy", "dataset", "device", "executor", "logger",
+          "experiment")
 
 
 def _complete(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -35,6 +35,7 @@ RUNTIME: dict[str, tuple[str, ...]] = {
     "dataset": ("seed",),
     "device": (),
     "executor": ("factory", "gpus"),
+    "logger": ("run_dir",),
 }
 
 

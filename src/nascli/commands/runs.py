@@ -2,9 +2,10 @@
 
 A new search never writes into a directory that already holds a run, and refuses before it
 touches anything. A resumed search takes the run's own config; the command line may change
-budgets, where or how it runs (device, executor, progress) and the evaluation cache, but a
-change of what is searched (space, strategy, proxy, dataset, seed, child filter) would mix two
-searches in one record, so it is refused with one line naming the key.
+budgets, where or how it runs (device, executor, progress), the evaluation cache and the
+metric logger (``logger=tensorboard`` appends to the run's event files), but a change of what
+is searched (space, strategy, proxy, dataset, seed, child filter) would mix two searches in
+one record, so it is refused with one line naming the key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nascli.engine.rundir import CONFIG, RunDir, RunDirError, now_iso
 #: keys a resumed search keeps from the run, whatever the command line says
 FIXED = ("search_space", "strategy", "proxy", "dataset", "seed", "child_filter", "oneshot")
 #: keys a resumed search takes from the command line when given there
-ADJUSTABLE = ("budget", "device", "executor", "progress", "top_k", "cache")
+ADJUSTABLE = ("budget", "device", "executor", "progress", "top_k", "cache", "logger")
 #: keys inside FIXED sections that a resume may change (what runs after the search)
 ADJUSTABLE_KEYS = ("oneshot.rerank_top_k", "oneshot.probe", "oneshot.reference")
 
@@ -54,7 +55,8 @@ def _read_config(path: Path) -> DictConfig:
 
 def open_resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[RunDir, DictConfig]:
     """Lock the run named by ``cfg.resume`` and return it with the config to continue with:
-    the run's own, plus this command line's budget, device, executor and display settings."""
+    the run's own, plus this command line's budget, device, executor, display and logger
+    settings."""
     path = Path(str(cfg.resume)).expanduser()
     if not path.is_dir():
         raise RunDirError(f"resume={path}: no such run directory")
@@ -81,7 +83,7 @@ def open_resumed_run(cfg: DictConfig, overrides: list[str]) -> tuple[RunDir, Dic
                 f"resume: {key}={_short(_value(cfg, key))} differs from the run's "
                 f"{_short(_value(original, key))}; a resumed search keeps its space, strategy, "
                 "proxy, dataset, seed, child filter and supernet (budgets, device, executor, "
-                "oneshot.rerank_top_k and oneshot.probe may change)")
+                "logger, oneshot.rerank_top_k and oneshot.probe may change)")
     merged = OmegaConf.to_container(original, resolve=False)
     for root in {k.split(".", 1)[0] for k in keys} & set(ADJUSTABLE):
         if root in cfg:

@@ -24,6 +24,7 @@ from nascli.commands.runs import open_new_run, open_resumed_run, record_resume
 from nascli.config import check, instantiate, option_name, section
 from nascli.engine.cache import EvalCache, cache_settings
 from nascli.engine.console import console, is_interactive
+from nascli.engine.loggers import build_logger, log_evaluations
 from nascli.engine.rundir import RunDir, RunDirError, now_iso
 from nascli.engine.search import Budget, Search
 from nascli.engine.signals import Terminated, graceful, ignore_from_now, shielded
@@ -245,8 +246,13 @@ def run_seed(cfg: DictConfig) -> int:
 
 
 def _log_to_run(run_dir: RunDir) -> None:
-    """A resumed search continues the run's own plain log."""
-    handler = logging.FileHandler(run_dir.path / "search.log", encoding="utf-8")
+    """A resumed search continues the run's own plain log (unless Hydra already writes it:
+    the CLI points a resume's Hydra folder at the run)."""
+    path = (run_dir.path / "search.log").resolve()
+    if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename).resolve() == path
+           for h in logging.getLogger().handlers):
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
 
@@ -261,9 +267,12 @@ def search_task(cfg: DictConfig) -> float | None:
     if resumed:
         run_dir, cfg = open_resumed_run(cfg, list(HydraConfig.get().overrides.task))
         run_seed(cfg)
+        logger = build_logger(cfg, run_dir.path)
         _log_to_run(run_dir)
     else:
-        run_dir = open_new_run(HydraConfig.get().runtime.output_dir)
+        output_dir = HydraConfig.get().runtime.output_dir
+        logger = build_logger(cfg, output_dir)  # before the run is opened: fails at start
+        run_dir = open_new_run(output_dir)
 
     def on_start() -> None:
         """Record a new run before anything long runs (once)."""
@@ -274,6 +283,7 @@ def search_task(cfg: DictConfig) -> float | None:
 
     with _recorded(run_dir):
         search = build_search(cfg, run_dir, resumed=resumed, on_start=on_start)
+    search.on_evaluation = log_evaluations(logger, search)  # new evaluations only
     if resumed:
         try:
             n = search.resume()
@@ -286,7 +296,10 @@ def search_task(cfg: DictConfig) -> float | None:
     else:
         on_start()
         run_dir.write_manifest(**search.info)
-    result = _run(search, run_dir)
+    try:
+        result = _run(search, run_dir)
+    finally:
+        logger.close()
     with _recorded(run_dir):
         extra = oneshot.finish(cfg, search, run_dir, search.built, int(cfg.seed))
     if extra:

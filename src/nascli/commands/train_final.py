@@ -22,6 +22,7 @@ from nascli.commands.common import build_device, load_data, resolve_arch
 from nascli.config import config_dir, instantiate, section
 from nascli.data.loader import BatchLoader
 from nascli.engine.console import console, is_interactive
+from nascli.engine.loggers import NoLogger, build_logger, epoch_scalars
 from nascli.engine.rundir import (
     BEST,
     HISTORY,
@@ -353,9 +354,10 @@ def _resumed_config(ckpt: dict[str, Any], current: DictConfig) -> DictConfig:
     overrides = HydraConfig.get().overrides.task
     dotlist = [o.lstrip("+") for o in overrides
                if "." in o.split("=", 1)[0] and not o.startswith(("resume=", "~"))]
-    if any(o.lstrip("+").split("=", 1)[0] == "device" for o in overrides):
-        # a new device option (device=cpu to continue a GPU run on a CPU box, say)
-        cfg.device = OmegaConf.to_container(current.device, resolve=True)
+    for group in ("device", "logger"):
+        # a new option (device=cpu to continue a GPU run on a CPU box, logger=tensorboard)
+        if any(o.lstrip("+").split("=", 1)[0] == group for o in overrides):
+            cfg[group] = OmegaConf.to_container(current[group], resolve=True)
     if dotlist:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
     return cfg
@@ -372,6 +374,7 @@ class _Job:
     source: str
     recipe: FinalTraining = field(default_factory=FinalTraining)
     ckpt: dict[str, Any] | None = None
+    logger: Any = field(default_factory=NoLogger)  # rank 0's metric logger (logger group)
 
 
 def _job(cfg: DictConfig) -> _Job:
@@ -385,17 +388,20 @@ def _job(cfg: DictConfig) -> _Job:
         _check_epochs(ckpt, recipe)
         genotype, space = genotype_from_dict(ckpt["genotype"],
                                              where=f"{ckpt['path']}: field 'genotype'")
+        logger = build_logger(cfg, Path(ckpt["path"]).parent)
         run_dir = RunDir(Path(ckpt["path"]).parent)
         run_dir.lock()
-        return _Job(cfg, run_dir, genotype, space, f"checkpoint {ckpt['path']}", recipe, ckpt)
+        return _Job(cfg, run_dir, genotype, space, f"checkpoint {ckpt['path']}", recipe, ckpt,
+                    logger)
     genotype, space, source = resolve_arch(str(cfg.arch))
     recipe = section(FinalTraining, cfg.train, "train")
+    logger = build_logger(cfg, HydraConfig.get().runtime.output_dir)  # fails before writing
     run_dir = RunDir(HydraConfig.get().runtime.output_dir)
     if run_dir.is_used() or (run_dir.path / CHECKPOINT).exists():
         raise UserError(f"{run_dir.path} already holds a run; continue it with "
                         f"resume={run_dir.path}, or choose another hydra.run.dir")
     run_dir.lock()
-    return _Job(cfg, run_dir, genotype, space, source, recipe)
+    return _Job(cfg, run_dir, genotype, space, source, recipe, logger=logger)
 
 
 def _check_epochs(ckpt: dict[str, Any], recipe: FinalTraining) -> None:
@@ -617,6 +623,7 @@ class _EpochEnd:
         if rank_rng is not None:
             ckpt["rank_rng"] = rank_rng
         atomic_torch_save(ckpt, self.job.run_dir.path / CHECKPOINT)
+        self.job.logger.log(epoch + 1, epoch_scalars(row))  # after the checkpoint: no repeats
         shown = "-" if val_acc is None else f"{val_acc:.4f}"
         log.info("epoch %d/%d  loss %.4f  val acc %s  (%.1f s)", epoch + 1, self.job.recipe.epochs,
                  loss, shown, row["seconds"])
@@ -626,6 +633,7 @@ class _EpochEnd:
     def close(self) -> None:
         if self.bar:
             self.bar.stop()
+        self.job.logger.close()
 
 
 def _checkpoint(job: _Job, epoch: int, model: torch.nn.Module, optimizer: Any, scheduler: Any,
@@ -760,7 +768,8 @@ def _rank_main(spec: _RankSpec) -> None:
         genotype, space = genotype_from_dict(spec.genotype, where=f"{spec.source}: genotype")
         ckpt = load_checkpoint(Path(spec.checkpoint)) if spec.checkpoint else None
         job = _Job(cfg, RunDir(spec.run_dir), genotype, space, spec.source,
-                   section(FinalTraining, cfg.train, "train"), ckpt)
+                   section(FinalTraining, cfg.train, "train"), ckpt,
+                   build_logger(cfg, spec.run_dir) if ranks.is_main else NoLogger())
         if ckpt is not None:
             _check_epochs(ckpt, job.recipe)
         if spec.owner and ranks.is_main:
