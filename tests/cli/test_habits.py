@@ -86,6 +86,8 @@ def test_cfg_job_refuses_what_a_run_would_refuse(tmp_path):
     one_error_line(proc, "strategy.population_size", "abc")
     proc = nascli_in(tmp_path, "search", "seed=abc", "--cfg", "job")
     one_error_line(proc, "seed='abc' is invalid; expected an integer")
+    proc = nascli_in(tmp_path, "search", "-m", "--cfg", "job")  # Hydra's rule, in one line
+    one_error_line(proc, "Only one of --run, --multirun, --cfg")
 
 
 def test_each_command_help_names_that_command(tmp_path):

@@ -235,6 +235,11 @@ def run_hydra(command: str, args: list[str]) -> int:
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"nascli: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # Hydra's own flag checks, e.g. -m with --cfg
+        if not str(exc).startswith("Only one of"):
+            raise
+        print(f"nascli: error: {one_line(str(exc))}", file=sys.stderr)
+        return USER_ERROR_CODE
     except OSError as exc:  # Hydra could not create the output folder or its log file
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"nascli: error: cannot write the run's output{where}: {exc.strerror or exc}",

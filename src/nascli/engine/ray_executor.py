@@ -150,11 +150,11 @@ class RayExecutor(Supervisor):
     def _collect(self, timeout: float) -> list[tuple[int, int, Any]]:
         ray = self._ray
         waiting = {}
-        for slot, handle in self._handles.items():
+        for slot, handle in list(self._handles.items()):
             if handle.ready_ref is not None:
-                waiting[handle.ready_ref] = (slot, "ready")
+                waiting[handle.ready_ref] = (slot, handle, "ready")
             if handle.ref is not None:
-                waiting[handle.ref] = (slot, "done")
+                waiting[handle.ref] = (slot, handle, "done")
         if not waiting:
             time.sleep(timeout)
             return []
@@ -163,8 +163,9 @@ class RayExecutor(Supervisor):
             ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         done = []
         for ref in ready:
-            slot, kind = waiting[ref]
-            handle = self._handles[slot]
+            slot, handle, kind = waiting[ref]
+            if self._handles.get(slot) is not handle:
+                continue  # an actor replaced meanwhile: its news must not touch the new one
             try:
                 value = ray.get(ref)
             except ray.exceptions.RayError as exc:

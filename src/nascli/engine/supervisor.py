@@ -16,6 +16,7 @@ the next evaluation and watches the busy ones:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -179,7 +180,9 @@ class Supervisor:
                 slot, task = free.pop(0), self._queue.popleft()
                 task.started = time.monotonic()
                 self._busy[slot] = task
-                self._send(self._handles[slot], task)
+                # a worker that just died: _watch retries or fails the task
+                with contextlib.suppress(OSError, EOFError, ValueError):
+                    self._send(self._handles[slot], task)
 
     def _finish(self, slot: int, task_id: int, outcome: Any) -> None:
         with self._lock:
@@ -191,32 +194,37 @@ class Supervisor:
             task.future.set_result(outcome)
 
     def _watch(self) -> None:
+        for slot in list(self._handles):
+            with self._lock:  # no evaluation is handed to a worker while it is replaced
+                self._watch_slot(slot)
+
+    def _watch_slot(self, slot: int) -> None:
+        """Replace the worker of ``slot`` if it died or overran; retry or fail its task."""
         now = time.monotonic()
-        for slot, handle in list(self._handles.items()):
-            task = self._busy.get(slot)
-            reason = self._death(handle)
-            timed_out = False
-            if reason is None and task is not None and self.timeout_s is not None \
-                    and now - task.started > self.timeout_s:
-                self._kill(handle)
-                reason, timed_out = f"timed out after {self.timeout_s:g} s", True
-            if reason is None:
-                continue
-            name = self._name(handle)
-            log.warning("executor: worker %s %s%s", name, reason,
-                        "" if task is None else f" in evaluation with seed {task.seed}")
-            self._handles[slot] = self._start(slot)  # replace it
-            if task is None:
-                continue
-            with self._lock:
-                self._busy.pop(slot, None)
-                if not timed_out and task.attempts < self.retries:
-                    task.attempts += 1
-                    self._queue.appendleft(task)
-                    continue
-            tries = f" ({task.attempts + 1} attempts)" if task.attempts else ""
-            error = f"worker {name} {reason}{tries}" if not timed_out else reason
-            task.future.set_result((Estimate.failed(error, seconds=now - task.started), name))
+        handle = self._handles[slot]
+        task = self._busy.get(slot)
+        reason = self._death(handle)
+        timed_out = False
+        if reason is None and task is not None and self.timeout_s is not None \
+                and now - task.started > self.timeout_s:
+            self._kill(handle)
+            reason, timed_out = f"timed out after {self.timeout_s:g} s", True
+        if reason is None:
+            return
+        name = self._name(handle)
+        log.warning("executor: worker %s %s%s", name, reason,
+                    "" if task is None else f" in evaluation with seed {task.seed}")
+        self._handles[slot] = self._start(slot)  # replace it
+        if task is None:
+            return
+        self._busy.pop(slot, None)
+        if not timed_out and task.attempts < self.retries:
+            task.attempts += 1
+            self._queue.appendleft(task)
+            return
+        tries = f" ({task.attempts + 1} attempts)" if task.attempts else ""
+        error = f"worker {name} {reason}{tries}" if not timed_out else reason
+        task.future.set_result((Estimate.failed(error, seconds=now - task.started), name))
 
     def _fail_all(self, exc: BaseException) -> None:
         self._error = exc
