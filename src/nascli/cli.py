@@ -33,6 +33,11 @@ GROUPS = ("search_space", "strategy", "proxy", "dataset", "device", "executor", 
           "experiment")
 
 
+def _group_options(group: str, roots: list[Path]) -> list[Path]:
+    """The option files of a config group, in nascli's folder and the user's, sorted."""
+    return sorted(p for root in roots for p in (root / group).glob("*.yaml"))
+
+
 def _complete(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of a config-driven command's arguments: ``group=option``, ``group.key=``
     for the keys of a group's options, the primary config's top-level keys, and flags."""
@@ -42,11 +47,11 @@ def _complete(ctx: typer.Context, incomplete: str) -> list[str]:
     command = (ctx.info_name or "search").replace("-", "_")
     key, eq, value = incomplete.partition("=")
     if eq and key in GROUPS:
-        return [f"{key}={p.stem}" for p in sorted((root / key).glob("*.yaml"))
+        return [f"{key}={p.stem}" for p in _group_options(key, [root])
                 if p.stem.startswith(value)]
     group, dot, _ = key.partition(".")
     if dot and group in GROUPS:
-        keys = sorted({k for p in (root / group).glob("*.yaml") for k in _yaml_keys(p)})
+        keys = sorted({k for p in _group_options(group, [root]) for k in _yaml_keys(p)})
         return [f"{group}.{k}=" for k in keys if f"{group}.{k}".startswith(key)]
     top = [f"{k}=" for k in _yaml_keys(root / f"{command}.yaml")
            if k.partition(".")[0] not in GROUPS]
@@ -118,7 +123,7 @@ def _check_group_options(args: list[str]) -> None:
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [
             o.get_value_element_as_str()
         ]
-        valid = sorted({p.stem for root in roots for p in (root / group).glob("*.yaml")})
+        valid = sorted({p.stem for p in _group_options(group, roots)})
         for v in values:
             if v not in valid and v != "null":
                 _error(f"unknown {group} {v!r}; valid: {', '.join(valid)}")
@@ -249,7 +254,8 @@ def _run_and_report(command: str, args: list[str], as_json: bool) -> int:
     code = commands.run_hydra(command, args)
     printed_config = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
     if code == 0 and printed_config:  # --cfg job: refuse what a run would refuse
-        problem = commands.check_composed(command, args)
+        roots = _config_roots(args) or []  # --config-dir folders after nascli's own
+        problem = commands.check_composed(command, args, roots[1:])
         if problem:
             typer.echo(f"nascli: error: {problem}", err=True)
             return 2

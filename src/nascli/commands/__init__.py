@@ -166,17 +166,16 @@ def json_summary(command: str) -> dict[str, Any]:
     return {"command": name, "runs": runs}
 
 
-def check_composed(command: str, args: list[str]) -> str | None:
+def check_composed(command: str, args: list[str], dirs: list[Path]) -> str | None:
     """What a run would refuse in the config ``--cfg`` printed (a group option of the wrong
-    type, an unknown key, a seed that is not an integer), as one line; None when it is fine."""
+    type, an unknown key, a seed that is not an integer), as one line; None when it is fine.
+    ``dirs``: the ``--config-dir`` folders of the command line."""
     from hydra import compose, initialize_config_dir
 
     from nascli.config import RUNTIME, ConfigError, component_options
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")
                  and not a.lstrip("+~").startswith("hydra")]
-    dirs = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config-dir", "-cd")]
-    dirs += [a.split("=", 1)[1] for a in args if a.startswith(("--config-dir=", "-cd="))]
     if dirs:
         overrides.append("hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]")
     try:
