@@ -196,24 +196,8 @@ class ControllerStrategy(Strategy):
         num_threads: int | None = 1,
     ) -> None:
         super().__init__(space, seed)
-        name = self.name
-        check_option(is_int(hidden_size) and hidden_size >= 1, name, "hidden_size", hidden_size,
-                     "an integer >= 1")
-        check_option(is_number(lr) and lr > 0, name, "lr", lr, "a positive number")
-        check_option(is_int(batch_size) and batch_size >= 1, name, "batch_size", batch_size,
-                     "an integer >= 1")
-        check_option(is_number(entropy_weight) and entropy_weight >= 0, name, "entropy_weight",
-                     entropy_weight, "a number >= 0")
-        check_option(is_number(baseline_decay) and 0.0 <= baseline_decay < 1.0, name,
-                     "baseline_decay", baseline_decay, "a number in [0, 1)")
-        check_option(temperature is None or (is_number(temperature) and temperature > 0), name,
-                     "temperature", temperature, "a positive number or None")
-        check_option(tanh_constant is None or (is_number(tanh_constant) and tanh_constant > 0),
-                     name, "tanh_constant", tanh_constant, "a positive number or None")
-        check_option(failed_score is None or is_number(failed_score), name, "failed_score",
-                     failed_score, "a finite number or None")
-        check_option(num_threads is None or (is_int(num_threads) and num_threads >= 1), name,
-                     "num_threads", num_threads, "an integer >= 1 or None")
+        self._check_options(hidden_size, lr, batch_size, entropy_weight, baseline_decay,
+                            temperature, tanh_constant, failed_score, num_threads)
         self.hidden_size = int(hidden_size)
         self.lr = float(lr)
         self.batch_size = int(batch_size)
@@ -247,6 +231,29 @@ class ControllerStrategy(Strategy):
         #: results waiting for the next update: (choices, log-prob at sampling, reward)
         self._batch: list[tuple[list[int], float, float]] = []
         self.num_updates = 0
+
+    def _check_options(self, hidden_size: Any, lr: Any, batch_size: Any, entropy_weight: Any,
+                       baseline_decay: Any, temperature: Any, tanh_constant: Any,
+                       failed_score: Any, num_threads: Any) -> None:
+        """One line naming the option for each value out of range."""
+        name = self.name
+        check_option(is_int(hidden_size) and hidden_size >= 1, name, "hidden_size", hidden_size,
+                     "an integer >= 1")
+        check_option(is_number(lr) and lr > 0, name, "lr", lr, "a positive number")
+        check_option(is_int(batch_size) and batch_size >= 1, name, "batch_size", batch_size,
+                     "an integer >= 1")
+        check_option(is_number(entropy_weight) and entropy_weight >= 0, name, "entropy_weight",
+                     entropy_weight, "a number >= 0")
+        check_option(is_number(baseline_decay) and 0.0 <= baseline_decay < 1.0, name,
+                     "baseline_decay", baseline_decay, "a number in [0, 1)")
+        check_option(temperature is None or (is_number(temperature) and temperature > 0), name,
+                     "temperature", temperature, "a positive number or None")
+        check_option(tanh_constant is None or (is_number(tanh_constant) and tanh_constant > 0),
+                     name, "tanh_constant", tanh_constant, "a positive number or None")
+        check_option(failed_score is None or is_number(failed_score), name, "failed_score",
+                     failed_score, "a finite number or None")
+        check_option(num_threads is None or (is_int(num_threads) and num_threads >= 1), name,
+                     "num_threads", num_threads, "an integer >= 1 or None")
 
     # -- encoding between the controller's free decisions and the space ----------------------
     def _decode(self, choices: list[int]) -> Genotype:
