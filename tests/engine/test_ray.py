@@ -83,6 +83,33 @@ def test_a_lost_actor_is_a_failed_row_and_is_replaced(tmp_path, local_ray):
     assert ray.is_initialized()  # a Ray the executor did not start is left running
 
 
+def test_an_actor_ray_loses_before_it_runs_is_started_again(tmp_path, local_ray):
+    from nascli.engine.supervisor import WorkerStartError
+
+    executor = RayExecutor(test_survival.Factory(tmp_path), num_cpus=1)
+    try:
+        first = executor._handles[0]
+        lost = ray.exceptions.ActorDiedError()  # a system loss, not the constructor's error
+        assert not lost.actor_init_failed
+        with executor._lock:
+            executor._lost(first, "ready", lost)
+            assert not executor._ready(first)  # nothing is handed to it meanwhile
+            executor._watch_slot(0)
+        assert executor._handles[0] is not first
+        estimate, name = executor.submit(None, seed=7).result(timeout=120)
+        assert estimate.score == pytest.approx(0.93) and "/pid" in name
+        executor._closed.set()  # no supervising thread: no new actor's readiness resets the count
+        executor._thread.join()
+        for _ in range(executor.start_attempts - 1):  # lost again and again: a one-line stop
+            with executor._lock:
+                executor._lost(executor._handles[1], "ready", lost)
+                executor._watch_slot(1)
+        with pytest.raises(WorkerStartError, match="a Ray actor could not start"):
+            executor._lost(executor._handles[1], "ready", lost)
+    finally:
+        executor.shutdown(cancel=True)
+
+
 def test_an_actor_that_cannot_start_and_bad_resources_are_one_line(local_ray):
     from nascli.engine.supervisor import WorkerStartError
 

@@ -72,6 +72,7 @@ class _Actor:
 
     actor: Any
     ready_ref: Any
+    slot: int = 0
     name: str = "ray-actor"
     ref: Any = None
     task_id: int = 0
@@ -94,6 +95,10 @@ class RayExecutor(Supervisor):
     #: ray.wait cannot also wait for new submissions: a short poll keeps their results from
     #: waiting a whole poll (25 ms per candidate at 50 ms, 1-3 ms at 5 ms)
     poll_s = 0.005
+    #: an actor that Ray lost before it ran (its worker process did not register in time on a
+    #: loaded machine, its node went away) is started again this many times in a row before
+    #: the search stops; an error raised by the estimator's constructor stops it at once
+    start_attempts = 3
 
     def __init__(
         self, factory: Callable[..., Estimator], gpus: list[int] | None = None, *,
@@ -118,6 +123,7 @@ class RayExecutor(Supervisor):
         shared = factory.shared() if hasattr(factory, "shared") else None
         self._shared = ray.put(shared) if shared is not None else None  # once, for every actor
         self._factory = factory
+        self._lost_starts: dict[int, int] = {}  # slot -> actors Ray lost in a row before they ran
         self._cls = ray.remote(_Evaluator).options(num_cpus=self.num_cpus,
                                                    num_gpus=self.num_gpus)
         log.info("executor: %d Ray actor(s), %g CPU and %g GPU each", slots, self.num_cpus,
@@ -141,7 +147,7 @@ class RayExecutor(Supervisor):
 
     def _start(self, slot: int) -> _Actor:
         actor = self._cls.remote(self._factory, self._shared, max(1, int(self.num_cpus)))
-        return _Actor(actor, actor.ready.remote())
+        return _Actor(actor, actor.ready.remote(), slot=slot)
 
     def _send(self, handle: _Actor, task: Task) -> None:
         handle.ref = handle.actor.evaluate.remote(task.id, task.genotype, task.seed)
@@ -173,6 +179,7 @@ class RayExecutor(Supervisor):
                 continue
             if kind == "ready":
                 handle.name, handle.ready_ref = value, None
+                self._lost_starts[slot] = 0
             else:
                 handle.ref = None
                 task_id, outcome = value
@@ -180,12 +187,18 @@ class RayExecutor(Supervisor):
         return done
 
     def _lost(self, handle: _Actor, kind: str, exc: Exception) -> None:
-        """An actor that failed to start stops the search; one that died mid-evaluation is
-        replaced by the supervisor."""
-        first = str(exc).strip().splitlines()
-        reason = next((line for line in reversed(first) if line.strip()), type(exc).__name__)
+        """An actor whose estimator cannot be built stops the search, and so does one that Ray
+        loses before it runs :attr:`start_attempts` times in a row; one that died mid-evaluation
+        (or was lost before it ran) is replaced by the supervisor."""
+        lines = str(exc).strip().splitlines()
+        reason = next((line for line in reversed(lines) if line.strip()), type(exc).__name__)
         if kind == "ready":
-            raise WorkerStartError(f"executor: a Ray actor could not start: {reason.strip()}")
+            lost = self._lost_starts.get(handle.slot, 0) + 1
+            self._lost_starts[handle.slot] = lost
+            if getattr(exc, "actor_init_failed", True) or lost >= self.start_attempts:
+                raise WorkerStartError(f"executor: a Ray actor could not start: {reason.strip()}")
+            handle.dead, handle.ready_ref = f"was lost before it started ({reason.strip()})", None
+            return
         handle.dead, handle.ref = f"died ({type(exc).__name__})", None
 
     def _death(self, handle: _Actor) -> str | None:
@@ -198,7 +211,7 @@ class RayExecutor(Supervisor):
             log.debug("killing a Ray actor failed", exc_info=True)
 
     def _ready(self, handle: _Actor) -> bool:
-        return handle.ready_ref is None
+        return handle.ready_ref is None and handle.dead is None
 
     def _name(self, handle: _Actor) -> str:
         return handle.name
