@@ -24,8 +24,11 @@ from nascli.commands.runs import open_new_run, open_resumed_run, record_resume
 from nascli.config import check, instantiate, option_name, section
 from nascli.engine.cache import EvalCache, cache_settings
 from nascli.engine.console import console, is_interactive
+from nascli.engine.constraints import Constraints, CostMeter
 from nascli.engine.loggers import build_logger, log_evaluations
+from nascli.engine.objective import Objective
 from nascli.engine.rundir import RunDir, RunDirError, now_iso
+from nascli.engine.schedule import Halving, Scheduler, full_training_steps
 from nascli.engine.search import Budget, Search
 from nascli.engine.signals import Terminated, graceful, ignore_from_now, shielded
 from nascli.errors import UserError
@@ -194,10 +197,13 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool,
                                                              seed), children=filt.children)
     factory = EstimatorFactory(cfg, seed, built=built)
     gpus = settings.worker_gpus(device)
+    options = engine_options(cfg, built, seed)
     executor = instantiate(cfg.executor, "executor", factory=factory, gpus=gpus)
+    if options["schedule"] is not None:
+        options["schedule"] = options["schedule"](executor.workers)
     cache = open_cache(cfg, built, run_dir)
     search = Search(space, strategy, executor, b, run_dir, progress=progress, seed=seed,
-                    cache=cache)
+                    cache=cache, **options)
     if cache is not None:
         extra["cache"] = {"dir": str(cache.root.resolve()), "settings": cache.key}
     search.info.update(device=str(device), dataset=data.summary(), space=space.describe(),
@@ -211,6 +217,62 @@ def build_search(cfg: DictConfig, run_dir: RunDir, resumed: bool,
     return search
 
 
+def engine_options(cfg: DictConfig, built: tuple[Any, ...], seed: int) -> dict[str, Any]:
+    """``constraints``, ``costs``, ``objective`` and ``schedule`` of a search from its config
+    (the schedule as a function of the executor's worker count: ASHA with several)."""
+    space, data, _, device = built
+    constraints = section(Constraints, cfg.get("constraints", {}), "constraints")
+    objective = section(Objective, cfg.get("objective", {}), "objective")
+    costs = None
+    if constraints.active or objective.needs_costs:
+        latency = constraints.max_latency_ms is not None or objective.cost == "latency_ms"
+        costs = CostMeter(space, data, device, constraints.network, latency=latency,
+                          batch_size=constraints.latency_batch_size,
+                          repeats=constraints.latency_repeats)
+        log.info("costs counted on the %s network%s", costs.where,
+                 f"; latency on {device}" if latency else "")
+    halving = section(Halving, cfg.get("schedule", {}), "schedule")
+    schedule = None
+    if halving.kind == "halving":
+        steps = halving.steps(_full_steps(cfg, data, seed, halving))
+        log.info("successive halving: rungs of %s steps, eta %d", steps, halving.eta)
+
+        def schedule(workers: int) -> Scheduler:
+            asynchronous = halving.mode == "async" or (halving.mode == "auto" and workers > 1)
+            return Scheduler(steps, halving.eta, asynchronous, halving.bracket)
+
+    return {"constraints": constraints, "costs": costs, "objective": objective,
+            "schedule": schedule}
+
+
+def _full_steps(cfg: DictConfig, data: Any, seed: int, halving: Halving) -> int:
+    """The estimator's full training length (steps), for the top rung of a schedule."""
+    from hydra.utils import get_class
+
+    from nascli.data.splits import stratified_subset
+    from nascli.estimators.train import SearchTraining, TrainEstimator
+
+    target = str(cfg.proxy.get("_target_", ""))
+    try:
+        cls = get_class(target)
+    except Exception:
+        cls = None
+    if not getattr(cls, "supports_steps", False):
+        raise UserError(f"schedule=halving trains candidates for chosen numbers of steps; "
+                        f"the estimator {option_name(cfg, 'proxy')} ({target}) has no training "
+                        "steps: use proxy=train")
+    if halving.max_steps is not None:
+        return int(halving.max_steps)
+    if not issubclass(cls, TrainEstimator):
+        raise UserError(f"schedule=halving: set schedule.max_steps (the full training of "
+                        f"{target} is unknown)")
+    fields = set(SearchTraining.__dataclass_fields__)
+    recipe = section(SearchTraining, {k: v for k, v in cfg.proxy.items() if k in fields},
+                     "proxy")
+    train = stratified_subset(data.train, recipe.data_fraction, seed)
+    return full_training_steps(recipe, len(train))
+
+
 def open_cache(cfg: DictConfig, built: tuple[Any, ...], run_dir: RunDir) -> EvalCache | None:
     """The evaluation cache of ``cache=DIR`` (None when off), keyed by this run's space,
     estimator, data and precision (docs/cache.md)."""
@@ -220,6 +282,10 @@ def open_cache(cfg: DictConfig, built: tuple[Any, ...], run_dir: RunDir) -> Eval
     if oneshot.uses_supernet(cfg):
         log.warning("cache=%s is not used: proxy=supernet scores depend on this run's own "
                     "supernet", path)
+        return None
+    if str(cfg.get("schedule", {}).get("kind", "none")) != "none":
+        log.warning("cache=%s is not used: its entries have no fidelity, and "
+                    "schedule=halving trains candidates for several lengths", path)
         return None
     _, data, settings, device = built
     # autocast and TF32 act on CUDA only (nascli.training.device): elsewhere it is plain fp32

@@ -27,7 +27,7 @@ from typing import Any
 from nascli.engine.ray_executor import RayExecutor
 from nascli.engine.supervisor import Supervisor, Task, WorkerStartError, check_survival
 from nascli.errors import UserError
-from nascli.estimators.base import Estimate, Estimator
+from nascli.estimators.base import Estimate, Estimator, estimate
 from nascli.registry import Registry
 
 _WORKER_GPU: int | None = None
@@ -64,13 +64,15 @@ class LocalExecutor:
         """An executor around an estimator that already exists (Python API)."""
         return cls(lambda: estimator)
 
-    def submit(self, genotype: Any, seed: int | None = None) -> Future:
-        """Evaluate now; returns a finished future of ``(Estimate, worker name)``."""
+    def submit(self, genotype: Any, seed: int | None = None, steps: int | None = None
+               ) -> Future:
+        """Evaluate now (``steps``: a schedule's training length); returns a finished future
+        of ``(Estimate, worker name)``."""
         future: Future = Future()
         t0 = time.monotonic()
         try:
             with self._deadline():
-                future.set_result((self.estimator(genotype, seed=seed), "local"))
+                future.set_result((estimate(self.estimator, genotype, seed, steps), "local"))
         except EvaluationTimeout:
             future.set_result((Estimate.failed(f"timed out after {self.timeout_s:g} s",
                                                seconds=time.monotonic() - t0), "local"))
@@ -160,9 +162,9 @@ def _worker_main(conn: Any, factory: Callable[[], Estimator], gpu: int | None,
             return
         if message is None:
             return
-        task_id, genotype, seed = message
+        task_id, genotype, seed, steps = message
         try:
-            outcome: Any = (estimator(genotype, seed=seed), name)
+            outcome: Any = (estimate(estimator, genotype, seed, steps), name)
         except Exception as exc:  # the estimator crashed: a failed row
             outcome = (Estimate.failed(f"{type(exc).__name__}: {exc}"), name)
         conn.send(("done", task_id, outcome))
@@ -218,7 +220,7 @@ class PoolExecutor(Supervisor):
         return _Process(process, ours, gpu)
 
     def _send(self, handle: _Process, task: Task) -> None:
-        handle.conn.send((task.id, task.genotype, task.seed))
+        handle.conn.send((task.id, task.genotype, task.seed, task.steps))
 
     def _collect(self, timeout: float) -> list[tuple[int, int, Any]]:
         slots = {id(h.conn): s for s, h in self._handles.items()}

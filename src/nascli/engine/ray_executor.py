@@ -22,7 +22,7 @@ from typing import Any
 
 from nascli.engine.supervisor import Supervisor, Task, WorkerStartError
 from nascli.errors import UserError
-from nascli.estimators.base import Estimate, Estimator
+from nascli.estimators.base import Estimate, Estimator, estimate
 
 log = logging.getLogger("nascli")
 
@@ -58,10 +58,11 @@ class _Evaluator:
         """The worker's name once its estimator is built."""
         return self.name
 
-    def evaluate(self, task_id: int, genotype: Any, seed: int | None) -> tuple[int, Any]:
+    def evaluate(self, task_id: int, genotype: Any, seed: int | None,
+                 steps: int | None = None) -> tuple[int, Any]:
         """``(task id, (Estimate, worker name))``; an estimator crash is a failed estimate."""
         try:
-            return task_id, (self.estimator(genotype, seed=seed), self.name)
+            return task_id, (estimate(self.estimator, genotype, seed, steps), self.name)
         except Exception as exc:
             return task_id, (Estimate.failed(f"{type(exc).__name__}: {exc}"), self.name)
 
@@ -150,7 +151,7 @@ class RayExecutor(Supervisor):
         return _Actor(actor, actor.ready.remote(), slot=slot)
 
     def _send(self, handle: _Actor, task: Task) -> None:
-        handle.ref = handle.actor.evaluate.remote(task.id, task.genotype, task.seed)
+        handle.ref = handle.actor.evaluate.remote(task.id, task.genotype, task.seed, task.steps)
         handle.task_id = task.id
 
     def _collect(self, timeout: float) -> list[tuple[int, int, Any]]:

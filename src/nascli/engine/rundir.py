@@ -33,6 +33,7 @@ log = logging.getLogger("nascli.rundir")
 
 HISTORY = "history.jsonl"
 BEST = "best.json"
+PARETO = "pareto.json"
 MANIFEST = "manifest.json"
 STATE = "state.pt"
 CONFIG = "config.yaml"
@@ -139,17 +140,30 @@ def _check_row(row: Any, where: str) -> dict[str, Any]:
     if not isinstance(row.get("genotype"), dict):
         raise RunDirError(f"{where}: field 'genotype' must be an object")
     status, score = row.get("status"), row.get("score")
-    if status not in ("ok", "failed"):
-        raise RunDirError(f"{where}: field 'status' must be ok or failed, got {status!r}")
+    if status not in ("ok", "failed", "rejected"):
+        raise RunDirError(f"{where}: field 'status' must be ok, failed or rejected, got "
+                          f"{status!r}")
     if status == "ok" and (isinstance(score, bool) or not isinstance(score, int | float)
                            or not math.isfinite(score)):
         raise RunDirError(f"{where}: field 'score' must be a finite number, got {score!r}")
-    if status == "failed" and score is not None:
-        raise RunDirError(f"{where}: a failed row must have score null, got {score!r}")
+    if status != "ok" and score is not None:
+        raise RunDirError(f"{where}: a {status} row must have score null, got {score!r}")
+    _check_fidelity(row.get("fidelity"), where)
     row.setdefault("arch", "")
     for key in ("params", "macs", "seconds", "epochs", "error", "worker", "metrics"):
         row.setdefault(key, None)
     return row
+
+
+def _check_fidelity(fidelity: Any, where: str) -> None:
+    """A row's ``fidelity`` (successive halving): rung and steps, non-negative integers."""
+    if fidelity is None:
+        return
+    if not isinstance(fidelity, dict) or not all(
+            isinstance(fidelity.get(k), int) and not isinstance(fidelity.get(k), bool)
+            and fidelity[k] >= 0 for k in ("rung", "steps", "bracket")):
+        raise RunDirError(f"{where}: field 'fidelity' must hold integers rung, steps and "
+                          f"bracket >= 0, got {fidelity!r}")
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

@@ -21,7 +21,8 @@ from rich.progress import (
 )
 
 from nascli.engine.console import console
-from nascli.engine.rundir import RunDir, RunDirError, now_iso
+from nascli.engine.objective import pareto_document
+from nascli.engine.rundir import PARETO, RunDir, RunDirError, now_iso
 from nascli.engine.signals import Terminated, shielded
 from nascli.estimators.base import Estimate
 from nascli.strategies.base import SearchExhausted
@@ -79,6 +80,13 @@ class Search:
         cache: an :class:`~nascli.engine.cache.EvalCache` (or anything with its ``get`` and
             ``put``): an architecture found there is recorded at once as a ``cached`` row
             without evaluating it, and every finished ``ok`` evaluation is stored there.
+        constraints: :class:`~nascli.engine.constraints.Constraints`: a new candidate over a
+            limit is recorded as ``rejected`` without training (budget: ``count_rejected``).
+        costs: a :class:`~nascli.engine.constraints.CostMeter`; each row then holds the
+            ``costs`` it counted (needed by constraints and by objectives other than score).
+        objective: an :class:`~nascli.engine.objective.Objective` (default: the score).
+        schedule: a :class:`~nascli.engine.schedule.Scheduler` (successive halving): rows
+            carry their ``fidelity``; only first-rung scores are told to the strategy.
 
     The strategy is wrapped in :class:`~nascli.strategies.Deduplicate` unless it already is
     (alone or under other add-ons): that wrapper is the one place where repeated
@@ -89,8 +97,11 @@ class Search:
         self, space: Any, strategy: Any, executor: Any, budget: Budget,
         run_dir: RunDir | None = None, queue: Iterable[Any] = (), progress: bool = False,
         on_evaluation: Callable[[dict[str, Any]], None] | None = None, seed: int = 0,
-        cache: Any = None,
+        cache: Any = None, constraints: Any = None, costs: Any = None,
+        objective: Any = None, schedule: Any = None,
     ) -> None:
+        from nascli.engine.constraints import Constraints
+        from nascli.engine.objective import Objective
         from nascli.strategies import Deduplicate
 
         if not hasattr(strategy, "reserve"):
@@ -106,6 +117,14 @@ class Search:
         self.history: list[dict[str, Any]] = []
         self.pending: dict[int, Any] = {}  # evaluation id -> genotype, asked but not finished
         self.cache = cache
+        self.constraints = constraints or Constraints()
+        self.objective = objective or Objective()
+        self.costs, self.schedule = costs, schedule
+        if costs is None and (self.constraints.active or self.objective.needs_costs):
+            raise ValueError("constraints and objectives other than score need costs=CostMeter")
+        #: pending evaluations' fidelity (successive halving): id -> rung, steps, bracket
+        self.fidelity: dict[int, dict[str, Any]] = {}
+        self._rejected_in_a_row = 0
         #: pending evaluations answered by the cache: id -> entry (saved with the state, so a
         #: resume records the very entry an uninterrupted run recorded)
         self._hits: dict[int, dict[str, Any]] = {}
@@ -129,34 +148,49 @@ class Search:
         self.history = self.run_dir.history()
         state = self.run_dir.load_state(check=_check_state)
         if state is not None:
-            try:
-                self.strategy.load_state_dict(state["strategy"])
-            except (KeyError, TypeError, IndexError, AttributeError) as exc:
-                raise RunDirError(f"{self.run_dir.path / 'state.pt'}: damaged strategy state "
-                                  f"({type(exc).__name__}: {exc}); the run cannot be resumed "
-                                  "exactly") from None
-            self.elapsed_before = float(state["elapsed"])
-            self.next_id = max(int(state["next_id"]),
-                               1 + max((r["id"] for r in self.history), default=-1))
-            by_id = {row["id"]: row for row in self.history}
-            hits = state.get("cached", {})
-            for i, g in sorted(state["pending"].items(), key=lambda t: int(t[0])):
-                row = by_id.get(int(i))
-                if row is None:
-                    self.redo.append((int(i), self.space.from_json(g)))
-                    if i in hits:
-                        self._hits[int(i)] = hits[i]
-                else:  # recorded after the last state save: the strategy has not heard of it
-                    self.strategy.tell(self.space.from_json(row["genotype"]), row["score"],
-                                       row.get("metrics"))
-            self.queue = deque(self.space.from_json(g) for g in state["queue"])
+            self._load_state(state)
         else:
             self.next_id = 1 + max((row["id"] for row in self.history), default=-1)
             for row in self.history:
-                self.strategy.record(self.space.from_json(row["genotype"]), row["score"])
+                if _told(row):
+                    self.strategy.record(self.space.from_json(row["genotype"]), row["score"])
         self.pending = dict((i, g) for i, g in self.redo)
+        if self.schedule is not None:
+            self.schedule.restore(self.history, {i: (g, self.fidelity[i]) for i, g in self.redo
+                                                 if i in self.fidelity},
+                                  self.space.hash, self.space.from_json)
+        for row in reversed(self.history):
+            if row["status"] != "rejected":
+                break
+            self._rejected_in_a_row += 1
         self.write_best()
         return len(self.history)
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        """Continue from a saved state: the strategy, the ids, and what was pending."""
+        try:
+            self.strategy.load_state_dict(state["strategy"])
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise RunDirError(f"{self.run_dir.path / 'state.pt'}: damaged strategy state "
+                              f"({type(exc).__name__}: {exc}); the run cannot be resumed "
+                              "exactly") from None
+        self.elapsed_before = float(state["elapsed"])
+        self.next_id = max(int(state["next_id"]),
+                           1 + max((r["id"] for r in self.history), default=-1))
+        by_id = {row["id"]: row for row in self.history}
+        hits, fidelity = state.get("cached", {}), state.get("fidelity", {})
+        for i, g in sorted(state["pending"].items(), key=lambda t: int(t[0])):
+            row = by_id.get(int(i))
+            if row is None:
+                self.redo.append((int(i), self.space.from_json(g)))
+                if i in hits:
+                    self._hits[int(i)] = hits[i]
+                if i in fidelity:
+                    self.fidelity[int(i)] = fidelity[i]
+            elif _told(row):  # recorded after the last state save: not heard of yet
+                self.strategy.tell(self.space.from_json(row["genotype"]), row["score"],
+                                   _told_metrics(row))
+        self.queue = deque(self.space.from_json(g) for g in state["queue"])
 
     def _save_state(self) -> None:
         if self.run_dir is None:
@@ -166,6 +200,7 @@ class Search:
             "pending": {str(i): self.space.to_json(g) for i, g in self.pending.items()},
             "queue": [self.space.to_json(g) for g in self.queue],
             "cached": {str(i): e for i, e in self._hits.items() if i in self.pending},
+            "fidelity": {str(i): f for i, f in self.fidelity.items() if i in self.pending},
             "next_id": self.next_id,
             "elapsed": self.elapsed(),
         })
@@ -183,13 +218,15 @@ class Search:
     def summary(self) -> dict[str, Any]:
         """Counts (cache hits among them), failure reasons and the best evaluation, for the
         manifest and the CLI."""
-        failed = [r for r in self.history if r["status"] != "ok"]
+        failed = [r for r in self.history if r["status"] == "failed"]
         reasons: dict[str, int] = {}
         for r in failed:
             key = (r.get("error") or "unknown").split(":")[0][:80]
             reasons[key] = reasons.get(key, 0) + 1
         best = self.best()
-        return {"evaluations": len(self.history), "failed": len(failed),
+        rejected = sum(r["status"] == "rejected" for r in self.history)
+        return {"evaluations": len(self.history) - rejected, "failed": len(failed),
+                "rejected": rejected,
                 "cached": sum(bool(r.get("cached")) for r in self.history),
                 "failure_reasons": reasons,
                 "best": {k: best[k] for k in ("id", "score", "hash", "arch")} if best else None}
@@ -200,7 +237,11 @@ class Search:
         return self.elapsed_before + time.monotonic() - self._start
 
     def _finished(self) -> int:
-        return len(self.history)
+        """Evaluations that count against the budget (rejected ones only with
+        ``constraints.count_rejected``)."""
+        if self.constraints.count_rejected:
+            return len(self.history)
+        return sum(r["status"] != "rejected" for r in self.history)
 
     def _can_start(self, in_flight: int) -> str | None:
         """Why no new evaluation may start, or None if one may."""
@@ -208,6 +249,10 @@ class Search:
             self._finished() + in_flight >= self.budget.evaluations
         ):
             return "evaluation budget reached"
+        if self._rejected_in_a_row >= self.constraints.max_rejected_in_a_row:
+            return (f"{self._rejected_in_a_row} candidates in a row were over the limits "
+                    "(constraints.max_rejected_in_a_row); loosen the constraints or pick a "
+                    "space with smaller cells")
         if self.budget.seconds is not None and self.elapsed() >= self.budget.seconds:
             return "time budget reached"
         return None
@@ -218,21 +263,32 @@ class Search:
         and learns from the results when they are told."""
         self.queue.extend(genotypes)
 
-    def _next_genotype(self) -> tuple[Any, int]:
-        """The next genotype and its evaluation id: unfinished ones, queued ones, then asks."""
+    def _next_genotype(self) -> tuple[Any, int, dict[str, Any] | None]:
+        """The next genotype, its evaluation id and fidelity (None without a schedule):
+        unfinished ones, the schedule's promotions, queued ones, then asks. Raises
+        :class:`_Wait` while a synchronous schedule waits for a rung to finish."""
         if self.redo:
-            return self.redo.popleft()[::-1]
+            eid, g = self.redo.popleft()
+            return g, eid, self.fidelity.get(eid)
+        fid = None
+        if self.schedule is not None:
+            action, promoted, fid = self.schedule.next()
+            if action == "wait":
+                raise _Wait
+            if action == "promote":
+                eid, self.next_id = self.next_id, self.next_id + 1
+                return promoted, eid, fid
         while self.queue:
             g = self.queue.popleft()
             if self.strategy.reserve(g):
                 eid, self.next_id = self.next_id, self.next_id + 1
-                return g, eid
+                return g, eid, fid
         try:
             g = self.strategy.ask()
         except SearchExhausted as exc:
             raise StopIteration(str(exc)) from None
         eid, self.next_id = self.next_id, self.next_id + 1
-        return g, eid
+        return g, eid, fid
 
     def run(self) -> SearchResult:
         """Run until the budget is spent; returns the history and the best evaluation."""
@@ -281,26 +337,60 @@ class Search:
                 return reason
             redo = bool(self.redo)
             try:
-                g, eid = self._next_genotype()
+                g, eid, fid = self._next_genotype()
+            except _Wait:
+                return ""
             except StopIteration as stop:
                 log.warning("stopping: %s", stop)
                 return str(stop)
-            # a re-run keeps the decision of the interrupted one: its saved entry, or training
-            hit = self._hits.get(eid) if redo else self._lookup(g)
-            self.pending[eid] = g
-            if hit is None:
-                self._save_state()
-                t0 = time.monotonic()  # before submit: a local executor evaluates inside it
-                in_flight[self.executor.submit(g, seed=self.seed + eid)] = (eid, g, t0)
-            else:
-                self._hits[eid] = hit
-                self._save_state()  # the hit survives a kill before its row is written
-                self._record_hit(eid, g, hit)
+            if not redo and (fid is None or fid["rung"] == 0) and self._rejected(eid, g):
+                continue  # the strategy proposes again
+            self._start_evaluation(in_flight, eid, g, fid, redo)
         return ""
+
+    def _rejected(self, eid: int, genotype: Any) -> bool:
+        """Record ``genotype`` as rejected, without training, if it breaks a constraint."""
+        if not self.constraints.active:
+            return False
+        costs = self.costs(genotype)
+        why = self.constraints.violation(costs)
+        if why is None:
+            return False
+        row = self._row(eid, genotype, Estimate.failed(why), "constraints")
+        row["status"] = "rejected"
+        self._rejected_in_a_row += 1
+        self.pending[eid] = genotype
+        self._commit(eid, genotype, row)
+        return True
+
+    def _start_evaluation(self, in_flight: dict[Future, tuple[int, Any, float]], eid: int,
+                          g: Any, fid: dict[str, Any] | None, redo: bool) -> None:
+        """Submit evaluation ``eid`` (or record it at once from the cache)."""
+        # a re-run keeps the decision of the interrupted one: its saved entry, or training
+        hit = self._hits.get(eid) if redo else self._lookup(g)
+        self.pending[eid] = g
+        if fid is not None:
+            self.fidelity[eid] = fid
+            if not redo:
+                self.schedule.started(eid, self.space.hash(g), g, fid)
+        if hit is None:
+            self._save_state()
+            t0 = time.monotonic()  # before submit: a local executor evaluates inside it
+            if fid is None:
+                future = self.executor.submit(g, seed=self.seed + eid)
+            else:
+                future = self.executor.submit(g, seed=self.seed + eid, steps=fid["steps"])
+            in_flight[future] = (eid, g, t0)
+        else:
+            self._hits[eid] = hit
+            self._save_state()  # the hit survives a kill before its row is written
+            self._record_hit(eid, g, hit)
 
     def _lookup(self, genotype: Any) -> dict[str, Any] | None:
         """The cache's entry for ``genotype``, or None (no cache, or not there)."""
-        return None if self.cache is None else self.cache.get(self.space.hash(genotype))
+        if self.cache is None or self.schedule is not None:  # cache entries have no fidelity
+            return None
+        return self.cache.get(self.space.hash(genotype))
 
     def _record_hit(self, eid: int, genotype: Any, hit: dict[str, Any]) -> None:
         """Record a cache hit as a finished evaluation: it costs this run nothing, and its
@@ -318,7 +408,7 @@ class Search:
             est, worker = Estimate.failed(f"{type(exc).__name__}: {exc}", seconds=wall), "?"
         row = self._row(eid, genotype, est, worker)
         self._commit(eid, genotype, row)
-        if self.cache is not None and row["status"] == "ok":
+        if self.cache is not None and self.schedule is None and row["status"] == "ok":
             self.cache.put(row, seed=self.seed + eid)
 
     def _row(self, eid: int, genotype: Any, est: Estimate, worker: str) -> dict[str, Any]:
@@ -344,6 +434,13 @@ class Search:
             "elapsed": round(self.elapsed(), 3),
             "finished_at": now_iso(),
         }
+        if self.costs is not None:
+            row["costs"] = self.costs(genotype)
+            if score is not None and self.objective.kind == "mnas":
+                row["raw_score"], row["score"] = score, self.objective.reward(score,
+                                                                               row["costs"])
+        if eid in self.fidelity:
+            row["fidelity"] = self.fidelity[eid]
         return row
 
     def _commit(self, eid: int, genotype: Any, row: dict[str, Any]) -> None:
@@ -353,9 +450,18 @@ class Search:
             self.run_dir.append(row)
         self.pending.pop(eid, None)
         self._hits.pop(eid, None)
-        self.strategy.tell(genotype, row["score"], row["metrics"])
+        fid = self.fidelity.pop(eid, None)
+        if fid is not None:
+            self.schedule.finished(eid, fid, row["score"])
+        if row["status"] != "rejected":
+            self._rejected_in_a_row = 0
+        if _told(row):  # promoted candidates were told at their first rung
+            self.strategy.tell(genotype, row["score"], _told_metrics(row))
         self._save_state()
         _log_row(row)
+        if self.run_dir is not None and self.objective.needs_costs and row["status"] == "ok":
+            self.run_dir.write_json(PARETO, pareto_document(
+                self.history, self.objective.cost, self.costs.where))
         best = self.best()
         if best is not None and best["id"] == eid:
             self.write_best()
@@ -370,11 +476,15 @@ class Search:
         return f"#{row['id']} by {row['worker']}"
 
     def best(self) -> dict[str, Any] | None:
-        """The best finished evaluation so far (ties: the earliest)."""
-        best = None
+        """The best finished evaluation so far (ties: the earliest); under a schedule, the
+        best of the highest rung reached (scores of lower rungs had less training)."""
+        best, key = None, None
         for row in self.history:
-            if row["status"] == "ok" and (best is None or row["score"] > best["score"]):
-                best = row
+            if row["status"] != "ok":
+                continue
+            mine = ((row.get("fidelity") or {}).get("rung", 0), row["score"])
+            if key is None or mine > key:
+                best, key = row, mine
         return best
 
     def _progress(self) -> _Bar:
@@ -425,6 +535,10 @@ def _check_state(state: dict[str, Any]) -> None:
         if not (isinstance(i, str) and i.isdigit() and isinstance(g, dict)):
             raise ValueError(f"pending entry {i!r}")
     _check_hits(state.get("cached", {}), state["pending"])
+    for i, f in state.get("fidelity", {}).items():
+        if not (i in state["pending"] and isinstance(f, dict)
+                and all(isinstance(f.get(k), int) for k in ("rung", "steps", "bracket"))):
+            raise ValueError(f"fidelity entry {i!r}")
 
 
 def _check_hits(hits: Any, pending: dict[str, Any]) -> None:
@@ -437,6 +551,24 @@ def _check_hits(hits: Any, pending: dict[str, Any]) -> None:
             raise ValueError(f"cached entry {i!r}")
 
 
+class _Wait(Exception):
+    """A synchronous schedule has nothing to start until a running rung finishes."""
+
+
+def _told(row: dict[str, Any]) -> bool:
+    """Whether the strategy hears of ``row``: not of promotions to a later rung."""
+    return (row.get("fidelity") or {}).get("rung", 0) == 0
+
+
+def _told_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a strategy is told: the estimator's, with the costs (Pareto strategies
+    need them)."""
+    metrics = dict(row.get("metrics") or {})
+    metrics.update(params=row.get("params"), macs=row.get("macs"))
+    metrics.update(row.get("costs") or {})
+    return metrics
+
+
 def _log_row(row: dict[str, Any]) -> None:
     """One log line per evaluation."""
     eid, worker = row["id"], row["worker"]
@@ -445,8 +577,12 @@ def _log_row(row: dict[str, Any]) -> None:
         log.info("#%d score %.4f  cached (run %s, #%s)  %s", eid, row["score"], src.get("run"),
                  src.get("id"), row["arch"])
     elif row["status"] == "ok":
-        log.info("#%d score %.4f  params %s  %.1fs  %s%s", eid, row["score"],
-                 _fmt_int(row["params"]), row["seconds"], row["arch"], _by(worker))
+        rung = f"  rung {row['fidelity']['rung']} ({row['fidelity']['steps']} steps)" \
+            if row.get("fidelity") else ""
+        log.info("#%d score %.4f  params %s  %.1fs%s  %s%s", eid, row["score"],
+                 _fmt_int(row["params"]), row["seconds"], rung, row["arch"], _by(worker))
+    elif row["status"] == "rejected":
+        log.info("#%d rejected before training: %s", eid, row["error"])
     else:
         log.warning("#%d failed: %s%s", eid, row["error"], _by(worker))
 

@@ -42,6 +42,7 @@ class Task:
     id: int
     genotype: Any
     seed: int | None
+    steps: int | None = None
     future: Future = field(default_factory=Future)
     attempts: int = 0
     started: float = 0.0
@@ -121,13 +122,15 @@ class Supervisor:
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, genotype: Any, seed: int | None = None) -> Future:
-        """Queue one evaluation; the future yields ``(Estimate, worker name)``."""
+    def submit(self, genotype: Any, seed: int | None = None, steps: int | None = None
+               ) -> Future:
+        """Queue one evaluation (``steps``: a schedule's training length); the future yields
+        ``(Estimate, worker name)``."""
         if self._error is not None:
             raise self._error
         with self._lock:
             self._ids += 1
-            task = Task(self._ids, genotype, seed)
+            task = Task(self._ids, genotype, seed, steps)
             self._queue.append(task)
         self._dispatch()  # at once, not at the supervisor's next poll
         return task.future

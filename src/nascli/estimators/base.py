@@ -47,12 +47,24 @@ class Estimate:
 
 
 class Estimator(Protocol):
-    """Anything that maps a genotype (and a seed) to an :class:`Estimate`."""
+    """Anything that maps a genotype (and a seed) to an :class:`Estimate`.
+
+    Estimators that train may also take ``steps`` (a training length chosen by a multi-fidelity
+    schedule) and say so with a class attribute ``supports_steps = True``.
+    """
 
     name: str
 
     def __call__(self, genotype: Any, seed: int | None = None) -> Estimate:  # pragma: no cover
         ...
+
+
+def estimate(estimator: Any, genotype: Any, seed: int | None, steps: int | None) -> Estimate:
+    """``estimator(genotype, seed=seed)``, with ``steps=steps`` when a schedule chose a
+    training length (estimators without one are called as before)."""
+    if steps is None:
+        return estimator(genotype, seed=seed)
+    return estimator(genotype, seed=seed, steps=steps)
 
 
 class ModelEstimator:
@@ -123,8 +135,10 @@ class ModelEstimator:
         """``(score, metrics, epochs of training)`` of a freshly built, seeded network."""
         raise NotImplementedError(f"{type(self).__name__} must define score()")
 
-    def __call__(self, genotype: Any, seed: int | None = None) -> Estimate:
-        """Estimate ``genotype``; ``seed`` defaults to the run seed plus the call count."""
+    def __call__(self, genotype: Any, seed: int | None = None,
+                 steps: int | None = None) -> Estimate:
+        """Estimate ``genotype``; ``seed`` defaults to the run seed plus the call count;
+        ``steps`` (estimators with ``supports_steps``) sets the training length."""
         from nascli.training import DivergedError
         from nascli.training.device import memory_short
 
@@ -140,7 +154,8 @@ class ModelEstimator:
         try:
             model = self.build(genotype)
             params, macs = self.cost(genotype, model)
-            value, metrics, epochs = self.score(model, genotype, seed)
+            value, metrics, epochs = (self.score(model, genotype, seed) if steps is None
+                                      else self.score(model, genotype, seed, steps=steps))
             if threads is not None:
                 metrics = {**metrics, "threads": threads}
             if not math.isfinite(value):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -52,6 +52,7 @@ class TrainEstimator(ModelEstimator):
 
     name = "train"
     Options = SearchTraining
+    supports_steps = True
 
     def __init__(
         self, space: Any, data: Any, device: torch.device | str = "cpu", amp: str = "none",
@@ -69,10 +70,21 @@ class TrainEstimator(ModelEstimator):
         """The recipe (kept under its old name for callers of the 0.1 API)."""
         return self.recipe
 
-    def score(self, model: nn.Module, genotype: Any, seed: int) -> tuple[float, dict[str, Any],
-                                                                         float]:
-        """Train with the search recipe, recalibrate BatchNorm, validate."""
+    @property
+    def full_steps(self) -> int:
+        """Optimisation steps of one evaluation with the recipe as configured."""
+        from nascli.engine.schedule import full_training_steps
+
+        return full_training_steps(self.recipe, len(self.train_split))
+
+    def score(self, model: nn.Module, genotype: Any, seed: int, steps: int | None = None
+              ) -> tuple[float, dict[str, Any], float]:
+        """Train with the search recipe (for ``steps`` optimisation steps, with a schedule of
+        that length, when given), recalibrate BatchNorm, validate."""
         r = self.recipe
+        if steps is not None:  # a schedule's rung: whole epochs over the subset, then a cap
+            epochs = max(1, math.ceil(steps / max(1, len(self.train_split) // r.batch_size)))
+            r = replace(r, epochs=epochs, max_steps=steps)
         gen = torch.Generator(device="cpu").manual_seed(seed)
         train = BatchLoader(
             self.train_split, batch_size=min(r.batch_size, len(self.train_split)),

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from nascli.pareto import pareto_front
 from nascli.report.figures import legend_below
 from nascli.report.runs import Group, score_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated (lower cost and higher score), by increasing cost."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -np.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
 
 
 def plot_pareto(groups: list[Group]) -> tuple[Figure, list[dict[str, Any]]] | None:

@@ -26,6 +26,7 @@ from nascli.strategies.base import (
 )
 from nascli.strategies.controller import Controller, ControllerStrategy
 from nascli.strategies.evolution import RegularizedEvolution
+from nascli.strategies.nsga2 import ParetoEvolution
 from nascli.strategies.ppo import PPO
 from nascli.strategies.random_search import RandomSearch
 from nascli.strategies.reinforce import Reinforce
@@ -76,6 +77,7 @@ register_strategy("random", RandomSearch)
 register_strategy("evolution", RegularizedEvolution)
 register_strategy("ppo", PPO)
 register_strategy("reinforce", Reinforce)
+register_strategy("nsga2", ParetoEvolution)
 
 __all__ = [
     "ENUMERATE_LIMIT",
@@ -86,6 +88,7 @@ __all__ = [
     "Controller",
     "ControllerStrategy",
     "Deduplicate",
+    "ParetoEvolution",
     "RandomSearch",
     "RegularizedEvolution",
     "Reinforce",

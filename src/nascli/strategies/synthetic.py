@@ -7,7 +7,9 @@ search.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -130,3 +132,38 @@ def evaluations_to_reach(scores: Sequence[float], target: float) -> int:
     """1-based index of the first score >= ``target``; ``len(scores) + 1`` if none."""
     hits = np.flatnonzero(np.asarray(scores) >= target)
     return int(hits[0]) + 1 if hits.size else len(scores) + 1
+
+
+class MultiFidelity:
+    """An estimator over a synthetic objective whose noise shrinks with training: a score after
+    ``steps`` steps is ``objective.true_score(g) + noise * sqrt(max_steps / steps) * N(0, 1)``,
+    seeded by the evaluation's seed. For benchmarking schedules (successive halving) without
+    training networks; it counts the steps it was asked to train.
+
+    Args:
+        objective: anything with ``true_score(genotype)`` (:class:`HiddenTarget`,
+            :class:`AdditiveOps`).
+        max_steps: the full training length (the noise at full training is ``noise``).
+        noise: standard deviation of the score at full training.
+    """
+
+    name = "multi_fidelity"
+    supports_steps = True
+
+    def __init__(self, objective: HiddenTarget | AdditiveOps, max_steps: int,
+                 noise: float = 0.02) -> None:
+        self.objective, self.max_steps, self.noise = objective, int(max_steps), float(noise)
+        self.steps_trained = 0
+
+    def __call__(self, genotype: Genotype, seed: int | None = None,
+                 steps: int | None = None) -> Any:
+        """An :class:`~nascli.estimators.base.Estimate` after ``steps`` (default: all)."""
+        from nascli.estimators.base import Estimate
+
+        steps = self.max_steps if steps is None else int(steps)
+        self.steps_trained += steps
+        rng = np.random.default_rng([0xF1DE, seed or 0])
+        sigma = self.noise * math.sqrt(self.max_steps / steps)
+        score = self.objective.true_score(genotype) + sigma * float(rng.normal())
+        return Estimate(score=score, metrics={"steps": steps}, params=1, macs=1,
+                        epochs=steps / self.max_steps)
