@@ -259,7 +259,7 @@ def _full_steps(cfg: DictConfig, data: Any, seed: int, halving: Halving) -> int:
         cls = None
     if not getattr(cls, "supports_steps", False):
         raise UserError(f"schedule=halving trains candidates for chosen numbers of steps; "
-                        f"the estimator {option_name(cfg, 'proxy')} ({target}) has no training "
+                        f"proxy={option_name(cfg, 'proxy')} ({target}) has no training "
                         "steps: use proxy=train")
     if halving.max_steps is not None:
         return int(halving.max_steps)

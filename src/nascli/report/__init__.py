@@ -112,7 +112,8 @@ def _oneshot_parts(runs: list[Run], out: Path) -> list[tuple[str, dict[str, Any]
 def _run_summary(group: Group, run: Run) -> dict[str, Any]:
     return {"run": str(run.path), "label": group.label, "seed": run.seed,
             "evaluations": len(run.rows),
-            "failed": sum(r["status"] != "ok" for r in run.rows), "best": run.best}
+            "failed": sum(r["status"] == "failed" for r in run.rows),
+            "rejected": sum(r["status"] == "rejected" for r in run.rows), "best": run.best}
 
 
 def _print_run_table(run: Run, label: str) -> None:

@@ -12,7 +12,8 @@ CAPTIONS = {
     "best_so_far": "Best score so far against evaluations: mean over seeds, band one sample "
                    "standard deviation; curves end at the shortest seed.",
     "best_so_far_time": "Best score so far against search wall time (same statistics).",
-    "pareto": "Score against parameters of every finished evaluation, with the Pareto front.",
+    "pareto": ("Score against the searched cost (parameters unless the run had an objective) "
+               "of every finished evaluation, with the Pareto front."),
     "best_cells": "Normal and reduction cell of the best evaluation over all runs.",
 }
 

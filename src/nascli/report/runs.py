@@ -72,7 +72,7 @@ class Group:
             "seeds": [r.seed for r in self.runs],
             "runs": [str(r.path) for r in self.runs],
             "evaluations": [len(r.rows) for r in self.runs],
-            "failed": [sum(x["status"] != "ok" for x in r.rows) for r in self.runs],
+            "failed": [sum(x["status"] == "failed" for x in r.rows) for r in self.runs],
             "wall_time_s": [round(r.wall_time, 3) for r in self.runs],
             "final_best": {"mean": float(np.mean(finals)) if finals else None,
                            "std": float(np.std(finals, ddof=1)) if len(finals) > 1 else None,
