@@ -53,8 +53,8 @@ class Constraints:
     strategy keeps proposing candidates over the limits.
     """
 
-    max_params: int | None = None
-    max_macs: int | None = None
+    max_params: float | None = None
+    max_macs: float | None = None
     max_latency_ms: float | None = None
     network: CostNetwork = field(default_factory=CostNetwork)
     latency_batch_size: int = 1
