@@ -30,7 +30,7 @@ _DELEGATE = {
 }
 
 GROUPS = ("search_space", "strategy", "proxy", "dataset", "device", "executor", "logger",
-          "experiment")
+          "objective", "schedule", "experiment")
 
 
 def _group_options(group: str, roots: list[Path]) -> list[Path]:

@@ -36,6 +36,8 @@ RUNTIME: dict[str, tuple[str, ...]] = {
     "device": (),
     "executor": ("factory", "gpus"),
     "logger": ("run_dir",),
+    "objective": (),
+    "schedule": (),
 }
 
 

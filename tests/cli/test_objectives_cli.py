@@ -71,7 +71,7 @@ def test_halving_continues_its_rungs_after_a_resume(tmp_path):
 
 def test_bad_objective_schedule_and_constraint_settings_are_one_line(tmp_path):
     cases = [
-        (["objective=mnas"], "objective.target=None is invalid"),
+        (["objective=mnas"], "objective.target: missing value"),
         (["schedule=halving", "proxy=synflow"], "proxy=synflow"),
         (["constraints.max_params=-5"], "constraints.max_params=-5"),
         (["schedule=halving", "schedule.eta=1"], "schedule.eta=1 is invalid"),

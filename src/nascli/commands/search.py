@@ -26,7 +26,6 @@ from nascli.engine.cache import EvalCache, cache_settings
 from nascli.engine.console import console, is_interactive
 from nascli.engine.constraints import Constraints, CostMeter
 from nascli.engine.loggers import build_logger, log_evaluations
-from nascli.engine.objective import Objective
 from nascli.engine.rundir import RunDir, RunDirError, now_iso
 from nascli.engine.schedule import Halving, Scheduler, full_training_steps
 from nascli.engine.search import Budget, Search
@@ -222,7 +221,7 @@ def engine_options(cfg: DictConfig, built: tuple[Any, ...], seed: int) -> dict[s
     (the schedule as a function of the executor's worker count: ASHA with several)."""
     space, data, _, device = built
     constraints = section(Constraints, cfg.get("constraints", {}), "constraints")
-    objective = section(Objective, cfg.get("objective", {}), "objective")
+    objective = instantiate(cfg.objective, "objective")
     costs = None
     if constraints.active or objective.needs_costs:
         latency = constraints.max_latency_ms is not None or objective.cost == "latency_ms"
@@ -231,9 +230,9 @@ def engine_options(cfg: DictConfig, built: tuple[Any, ...], seed: int) -> dict[s
                           repeats=constraints.latency_repeats)
         log.info("costs counted on the %s network%s", costs.where,
                  f"; latency on {device}" if latency else "")
-    halving = section(Halving, cfg.get("schedule", {}), "schedule")
+    halving = instantiate(cfg.schedule, "schedule")
     schedule = None
-    if halving.kind == "halving":
+    if halving is not None:
         steps = halving.steps(_full_steps(cfg, data, seed, halving))
         log.info("successive halving: rungs of %s steps, eta %d", steps, halving.eta)
 
@@ -283,7 +282,7 @@ def open_cache(cfg: DictConfig, built: tuple[Any, ...], run_dir: RunDir) -> Eval
         log.warning("cache=%s is not used: proxy=supernet scores depend on this run's own "
                     "supernet", path)
         return None
-    if str(cfg.get("schedule", {}).get("kind", "none")) != "none":
+    if not str(cfg.schedule._target_).endswith("no_schedule"):
         log.warning("cache=%s is not used: its entries have no fidelity, and "
                     "schedule=halving trains candidates for several lengths", path)
         return None

@@ -59,6 +59,23 @@ class Objective:
         return score * ratio ** (self.alpha if ratio <= 1 else self.beta)
 
 
+def score(cost: str = "macs") -> Objective:
+    """``objective=score``: the estimator's score (``cost`` is what ``strategy=nsga2`` and the
+    report weigh)."""
+    return Objective("score", cost)
+
+
+def mnas(target: float, cost: str = "macs", alpha: float = -0.07, beta: float = -0.07
+         ) -> Objective:
+    """``objective=mnas``: MnasNet's reward with cost target ``target``."""
+    return Objective("mnas", cost, target, alpha, beta)
+
+
+def pareto(cost: str = "macs") -> Objective:
+    """``objective=pareto``: the score, and the front of score against ``cost``."""
+    return Objective("pareto", cost)
+
+
 def cost_of(row: dict[str, Any], cost: str) -> float | None:
     """A history row's ``cost``: counted by the constraints' meter when it ran, else the
     estimator's own count (``params``, ``macs``)."""

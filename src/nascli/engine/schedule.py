@@ -35,7 +35,6 @@ class Halving:
     training; null ``min_steps``: ``max_steps / eta**(rungs - 1)``; ``bracket``: new
     candidates per synchronous bracket, null: ``eta**(rungs - 1)``)."""
 
-    kind: str = "halving"
     eta: int = 3
     rungs: int = 3
     min_steps: int | None = None
@@ -44,7 +43,6 @@ class Halving:
     bracket: int | None = None
 
     def __post_init__(self) -> None:
-        check(self.kind in ("none", "halving"), "schedule.kind", self.kind, "none or halving")
         check(self.eta >= 2, "schedule.eta", self.eta, "an integer >= 2")
         check(self.rungs >= 2, "schedule.rungs", self.rungs, "an integer >= 2")
         for key in ("min_steps", "max_steps", "bracket"):
@@ -70,6 +68,11 @@ class Halving:
                               f"{self.rungs} rungs {self.eta}x apart; lower schedule.rungs or "
                               "schedule.eta, or raise schedule.max_steps")
         return [*out, top]
+
+
+def no_schedule() -> None:
+    """``schedule=none``: every candidate gets the estimator's full training."""
+    return None
 
 
 @dataclass
