@@ -61,7 +61,7 @@ def test_every_yaml_shows_its_components_defaults(group, option):
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_instantiates(group, option, tiny_data, tmp_path):
-    from nascli.commands.common import EstimatorFactory, build_device, build_space, load_data
+    from nascli.commands.common import EstimatorFactory, build_device, build_space
     from nascli.config import instantiate
 
     command = "search"
@@ -80,20 +80,15 @@ def test_every_option_composes_and_instantiates(group, option, tiny_data, tmp_pa
         settings = instantiate(cfg.device, "device")
         assert settings.name == option
     elif group == "dataset":
-        if option in NEEDS_FILES:
-            with pytest.raises((DatasetError, ConfigError)):
-                load_data(cfg, 0)
-        else:
-            assert len(load_data(cfg, 0).train) > 0
+        _check_dataset(cfg, option)
     elif group == "strategy":
         _check_strategy(cfg, option)
     elif group == "proxy":
         _check_proxy(cfg, option, tiny_data, tmp_path)
-    elif group == "objective":
-        assert instantiate(cfg.objective, "objective").kind == option
-    elif group == "schedule":
-        schedule = instantiate(cfg.schedule, "schedule")
-        assert (schedule is None) == (option == "none")
+    elif group in ("objective", "schedule"):
+        made = instantiate(cfg[group], group)
+        assert made.kind == option if group == "objective" else (made is None) == (
+            option == "none")
     elif group == "executor":
         space = build_space(cfg)
         settings, device = build_device(_compose(command, ["device=cpu"]))
@@ -105,6 +100,16 @@ def test_every_option_composes_and_instantiates(group, option, tiny_data, tmp_pa
             assert estimate.ok
         finally:
             executor.shutdown()
+
+
+def _check_dataset(cfg, option):
+    from nascli.commands.common import load_data
+
+    if option in NEEDS_FILES:
+        with pytest.raises((DatasetError, ConfigError)):
+            load_data(cfg, 0)
+    else:
+        assert len(load_data(cfg, 0).train) > 0
 
 
 def _check_strategy(cfg, option):
