@@ -4,8 +4,9 @@ Two synthetic objectives where structure matters (``nascli.strategies.synthetic`
 ``hidden_target`` (20 decisions of 4 choices; score = fraction matching a hidden genotype) and
 ``additive_ops`` (the NASNet space; each op and input state has a hidden quality). Each strategy
 runs ``--seeds`` seeds of ``--budget`` evaluations (noise 0.01 on told scores); the curves are
-the best noise-free score found so far. Controllers run with a small-budget preset (lr 0.01,
-tanh constant 1.5) and, as ``ppo-paper``, with the paper's defaults.
+the best noise-free score found so far. Controllers run with their defaults (measured by
+``bench_controller_defaults.py``) and, as ``ppo-paper``, with the NASNet paper's settings
+(``experiment=nasnet_ppo_paper``).
 
 Every strategy is built with ``build`` and so runs inside the ``Deduplicate`` wrapper (no
 architecture is evaluated twice), as in a search.
@@ -58,9 +59,9 @@ OBJECTIVES = {
 CONFIGS = {
     "random": ("random", {}),
     "evolution": ("evolution", {"population_size": 20, "sample_size": 5}),
-    "ppo": ("ppo", {"lr": 0.01, "tanh_constant": 1.5}),
-    "reinforce": ("reinforce", {"lr": 0.01, "tanh_constant": 1.5}),
-    "ppo-paper": ("ppo", {}),
+    "ppo": ("ppo", {}),
+    "reinforce": ("reinforce", {}),
+    "ppo-paper": ("ppo", {"lr": 0.00035, "batch_size": 20, "tanh_constant": None}),
 }
 
 

@@ -22,8 +22,10 @@ def test_version_and_help(nascli):
         assert command in proc.stdout
     proc = nascli("search", "--help")
     assert proc.returncode == 0
-    for group in ("search_space:", "strategy: darts, evolution, oneshot, ppo, random, reinforce",
-                  "proxy:", "dataset:", "device: auto, cpu, cuda, mps", "experiment:"):
+    for group in ("search_space:",
+                  "strategy: darts, evolution, nsga2, oneshot, ppo, random, reinforce",
+                  "proxy:", "dataset:", "device: auto, cpu, cuda, mps", "experiment:",
+                  "objective: mnas, pareto, score", "schedule: halving, none"):
         assert group in proc.stdout
 
 

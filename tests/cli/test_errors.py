@@ -22,7 +22,8 @@ def _one_error_line(proc, *needles: str) -> str:
 
 def test_unknown_group_option(nascli):
     proc = nascli("search", "strategy=evolutoin")
-    _one_error_line(proc, "'evolutoin'", "valid: darts, evolution, oneshot, ppo, random, reinforce")
+    _one_error_line(proc, "'evolutoin'",
+                    "valid: darts, evolution, nsga2, oneshot, ppo, random, reinforce")
 
 
 def test_unknown_group_option_in_a_sweep(nascli):

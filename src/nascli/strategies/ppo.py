@@ -25,10 +25,11 @@ class PPO(ControllerStrategy):
         epochs: optimisation epochs over each batch (>= 1).
         options: those of :class:`~nascli.strategies.controller.ControllerStrategy`.
 
-    The defaults (the shipped ``strategy=ppo`` config) are the paper's: batch 20, Adam lr
-    0.00035, entropy weight 1e-5, baseline decay 0.95, one LSTM layer of 100 units, clip 0.2,
-    4 epochs. They suit budgets of thousands of architectures; for hundreds, ``lr=0.01,
-    tanh_constant=1.5`` (see docs/strategies.md).
+    The defaults (the shipped ``strategy=ppo`` config) were measured for budgets of 100 to
+    1,000 architectures: Adam lr 0.01, batch 10, tanh constant 1.5; the rest is the paper's
+    (entropy weight 1e-5, baseline decay 0.95, one LSTM layer of 100 units, clip 0.2, 4
+    epochs). The paper's batch 20 and lr 0.00035 are ``experiment=nasnet_ppo_paper``
+    (docs/strategies.md).
     """
 
     name = "ppo"
