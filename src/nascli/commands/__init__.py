@@ -232,6 +232,10 @@ def run_hydra(command: str, args: list[str]) -> int:
     try:
         main()
     except (HydraException, OmegaConfBaseException) as exc:
+        unknown = unknown_key(exc)
+        if unknown:  # a mistyped key is the user's to fix, like a bad value
+            print(f"nascli: error: {unknown}", file=sys.stderr)
+            return USER_ERROR_CODE
         print(f"nascli: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except ValueError as exc:  # Hydra's own flag checks, e.g. -m with --cfg
@@ -254,6 +258,22 @@ def run_hydra(command: str, args: list[str]) -> int:
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_env
     return 0
+
+
+def unknown_key(exc: BaseException) -> str | None:
+    """``KEY: unknown key; valid keys of SECTION: ...`` for Hydra's "Could not override 'KEY'"
+    (an override of a key the config does not have); None for any other error."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    cause, node = exc.__cause__, getattr(exc.__cause__, "parent_node", None)
+    key = str(getattr(cause, "full_key", "") or "")
+    if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or node is None or not key:
+        return None
+    valid = [str(k) for k in node if not str(k).startswith("_") and k != "hydra"]
+    if not valid:
+        return None
+    section = key.rpartition(".")[0]
+    return f"{key}: unknown key; valid keys of {section or 'the config'}: {', '.join(valid)}"
 
 
 def one_line(message: str) -> str:
