@@ -384,8 +384,7 @@ def pick(settings: Iterable[Setting], ratio: dict[Setting, float], summ: dict) -
     return max(eligible, key=lambda s: quality(summ[s]), default=None)
 
 
-def main() -> None:  # noqa: PLR0915 (one linear report)
-    """Run the sweep, print the tables, write JSON and the plot."""
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="controller seeds per stage")
     parser.add_argument("--random-seeds", type=int, default=100, help="seeds of the baseline")
@@ -394,35 +393,26 @@ def main() -> None:  # noqa: PLR0915 (one linear report)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for JSON, PNG and cache")
     parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
-    args = parser.parse_args()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    console = Console(width=170)  # tables stay whole when output is not a terminal
-    runs = Runs(out / "bench_controller_defaults_runs.jsonl", args.jobs, args.fresh)
-    seeds = list(range(args.seeds))
-    held_out = list(range(HELD_OUT_START, HELD_OUT_START + args.seeds))
-    rand, rand_seeds = setting("random"), list(range(args.random_seeds))
-    papers = {name: setting(name, **o) for name, o in PAPER.items()}
-    seconds: dict[str, float] = {}
+    return parser.parse_args()
 
-    # the baseline: random search's distribution does not depend on the seed, so many seeds
-    t0 = time.perf_counter()
-    runs.need([rand], rand_seeds, BUDGETS[-1])
-    base = summary(runs, rand, rand_seeds, BUDGETS)
-    seconds["random"] = time.perf_counter() - t0
 
-    # 1. screen at budget 100
-    t0 = time.perf_counter()
+def _screen(runs: Runs, seeds: list[int], base: dict, console: Console, n: int) -> tuple:
+    """Stage 1: every setting of the grid at budget 100."""
     candidates = grid()
     runs.need(candidates, seeds, BUDGETS[0])
     screen = {s: summary(runs, s, seeds, BUDGETS[:1]) for s in candidates}
     ratio1 = {s: worst_ratio(summ, base) for s, summ in screen.items()}
     rows = sorted(((s, screen[s], ratio1[s]) for s in candidates), key=lambda r: (r[0][0], r[2]))
-    console.print(stage1_table(rows, args.seeds, base))
-    seconds["screen"] = time.perf_counter() - t0
+    console.print(stage1_table(rows, n, base))
+    return candidates, screen, ratio1
 
-    # 2. the best (batch, tanh) pairs, each strategy's best learning rates in them, to 1000
-    t0 = time.perf_counter()
+
+def _finalists(args: argparse.Namespace, runs: Runs, stage1: tuple, papers: dict,
+               seeds: list[int], base: dict, console: Console) -> tuple:
+    """Stages 2 and 3: the best (batch, tanh) pairs, each strategy's best learning rates in
+    them, to budget 1000; then the choice (each strategy's best eligible lr in a pair; the
+    pair whose worse strategy is best)."""
+    candidates, screen, ratio1 = stage1
     by_pair: dict[tuple, dict[str, list[Setting]]] = {}
     for s in candidates:
         by_pair.setdefault(pair_of(s), {}).setdefault(s[0], []).append(s)
@@ -439,8 +429,6 @@ def main() -> None:  # noqa: PLR0915 (one linear report)
     rows2 += [(f"{label(s)} (paper)", final[s], ratio2[s]) for s in papers.values()]
     rows2 += [(label(s), final[s], ratio2[s]) for s in finalists]
     console.print(budget_table(f"stage 2: controllers on seeds 0-{args.seeds - 1}", rows2))
-
-    # 3. the choice: each strategy's best eligible lr in a pair; the pair whose worse is best
     picks = {p: {name: pick([s for s in finalists if pair_of(s) == p and s[0] == name],
                             ratio2, final) for name in STRATEGIES} for p in pairs}
     complete = [p for p in pairs if None not in picks[p].values()]
@@ -448,32 +436,59 @@ def main() -> None:  # noqa: PLR0915 (one linear report)
         raise SystemExit(f"no pair has an eligible setting for both strategies: "
                          f"none saves {MIN_SAVING:.0%} everywhere without collapsing")
     pair = max(complete, key=lambda p: min(quality(final[s]) for s in picks[p].values()))
-    chosen: dict[str, Setting] = picks[pair]  # type: ignore[assignment]
-    seconds["finalists"] = time.perf_counter() - t0
+    return picks[pair], final, ratio2
 
-    # 4. held-out seeds
+
+def _held_out(args: argparse.Namespace, runs: Runs, controllers: dict, seeds: list[int],
+              held_out: list[int], base: dict, console: Console) -> tuple[dict, dict]:
+    """Stage 4: the chosen and the papers' settings on held-out seeds, then on all seeds."""
+    runs.need(controllers.values(), held_out, BUDGETS[-1])
+    out = []
+    for title, which in ((f"held out: seeds {held_out[0]}-{held_out[-1]}", held_out),
+                         (f"all {len(seeds) + len(held_out)} seeds", seeds + held_out)):
+        results = {k: summary(runs, s, which, BUDGETS) for k, s in controllers.items()}
+        rows = [(f"random ({args.random_seeds} seeds)", base, 1.0)]
+        rows += [(f"{k}: {label(s).split(' ', 1)[1]}", results[k], worst_ratio(results[k], base))
+                 for k, s in controllers.items()]
+        console.print(budget_table(title, rows))
+        out.append(results)
+    return out[0], out[1]
+
+
+def main() -> None:
+    """Run the sweep, print the tables, write JSON and the plot."""
+    args = _arguments()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(width=170)  # tables stay whole when output is not a terminal
+    runs = Runs(out / "bench_controller_defaults_runs.jsonl", args.jobs, args.fresh)
+    seeds = list(range(args.seeds))
+    held_out = list(range(HELD_OUT_START, HELD_OUT_START + args.seeds))
+    rand, rand_seeds = setting("random"), list(range(args.random_seeds))
+    papers = {name: setting(name, **o) for name, o in PAPER.items()}
+    seconds: dict[str, float] = {}
+
+    # the baseline: random search's distribution does not depend on the seed, so many seeds
     t0 = time.perf_counter()
+    runs.need([rand], rand_seeds, BUDGETS[-1])
+    base = summary(runs, rand, rand_seeds, BUDGETS)
+    seconds["random"], t0 = time.perf_counter() - t0, time.perf_counter()
+    stage1 = _screen(runs, seeds, base, console, args.seeds)
+    seconds["screen"], t0 = time.perf_counter() - t0, time.perf_counter()
+    chosen, final, ratio2 = _finalists(args, runs, stage1, papers, seeds, base, console)
+    seconds["finalists"], t0 = time.perf_counter() - t0, time.perf_counter()
     lines = {"random": rand}
     for name in STRATEGIES:
         lines[name] = chosen[name]
         lines[f"{name} paper"] = papers[name]
     controllers = {k: s for k, s in lines.items() if k != "random"}
-    runs.need(controllers.values(), held_out, BUDGETS[-1])
-    held = {k: summary(runs, s, held_out, BUDGETS) for k, s in controllers.items()}
-    rows3 = [(f"random ({args.random_seeds} seeds)", base, 1.0)]
-    rows3 += [(f"{k}: {label(s).split(' ', 1)[1]}", held[k], worst_ratio(held[k], base))
-              for k, s in controllers.items()]
-    console.print(budget_table(f"held out: seeds {held_out[0]}-{held_out[-1]}", rows3))
-    both = seeds + held_out
-    overall = {k: summary(runs, s, both, BUDGETS) for k, s in controllers.items()}
-    rows4 = [(f"random ({args.random_seeds} seeds)", base, 1.0)]
-    rows4 += [(f"{k}: {label(s).split(' ', 1)[1]}", overall[k], worst_ratio(overall[k], base))
-              for k, s in controllers.items()]
-    console.print(budget_table(f"all {len(both)} seeds", rows4))
+    held, overall = _held_out(args, runs, controllers, seeds, held_out, base, console)
     seconds["held_out"] = time.perf_counter() - t0
 
     png = out / "bench_controller_defaults.png"
-    plot(runs, {k: (s, rand_seeds if k == "random" else both) for k, s in lines.items()}, png)
+    plot(runs, {k: (s, rand_seeds if k == "random" else seeds + held_out)
+                for k, s in lines.items()}, png)
+    candidates, screen, ratio1 = stage1
     report = {
         "budgets": list(BUDGETS),
         "targets": {o: {str(b): t for b, t in v[2].items()} for o, v in OBJECTIVES.items()},
@@ -490,12 +505,8 @@ def main() -> None:  # noqa: PLR0915 (one linear report)
         "held_out": held,
         "all_seeds": overall,
         "seconds": {**seconds, "computed": runs.computed_seconds},
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "jobs": args.jobs,
-            "cpus": os.cpu_count(),
-        },
+        "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                    "jobs": args.jobs, "cpus": os.cpu_count()},
     }
     (out / "bench_controller_defaults.json").write_text(json.dumps(report, indent=1))
     for name, s in chosen.items():

@@ -95,19 +95,24 @@ def main() -> None:
     standalone = supernet.extract(genotype)  # the path as a network of its own, weights copied
     print(f"a path is its stand-alone network: {count_parameters(standalone):,} parameters")
 
-    # 8. Cells that fit a budget, and the front of accuracy against multiply-adds: candidates
-    #    over 50k parameters are rejected before training; pareto.json holds the front; the
-    #    Pareto evolution (NSGA-II) spreads along it; successive halving trains the best
-    #    third of each rung 3x longer (10, then 30 steps).
-    meter = CostMeter(space, data)
+    constrained_pareto_search(space, estimator, args.out / "pareto", args.evaluations)
+
+
+def constrained_pareto_search(space: NASNetSpace, estimator: TrainEstimator, out: Path,
+                              evaluations: int) -> None:
+    """8. Cells that fit a budget, and the front of accuracy against multiply-adds: candidates
+    over 50k parameters are rejected before training; pareto.json holds the front; the Pareto
+    evolution (NSGA-II) spreads along it; successive halving trains the best third of each
+    rung 3x longer (10, then 30 steps)."""
+    costs = CostMeter(space, estimator.data)  # params, MACs (and latency) once per cell
     front = Search(space, build_strategy("nsga2", space, seed=0, population_size=4),
-                   LocalExecutor.wrap(estimator), Budget(args.evaluations),
-                   run_dir=RunDir(args.out / "pareto"), constraints=Constraints(max_params=50e3),
-                   costs=meter, objective=pareto(cost="macs"),
+                   LocalExecutor.wrap(estimator), Budget(evaluations), run_dir=RunDir(out),
+                   constraints=Constraints(max_params=50e3), costs=costs,
+                   objective=pareto(cost="macs"),
                    schedule=Scheduler(Halving(min_steps=10, max_steps=30).steps(30))).run()
     rejected = sum(r["status"] == "rejected" for r in front.history)
     print(f"constrained Pareto search: {rejected} rejected without training, front of "
-          f"{len(pareto_rows(front.history, 'macs'))} in {args.out / 'pareto' / 'pareto.json'}")
+          f"{len(pareto_rows(front.history, 'macs'))} in {out / 'pareto.json'}")
 
 
 if __name__ == "__main__":
