@@ -58,7 +58,7 @@ def steps_to_target(label: str, seed: int, target: float = TARGET, budget: int =
     estimator = MultiFidelity(objective, MAX_STEPS, noise=noise)
     spec = SCHEDULES[label]
     schedule = None if spec is None else Scheduler(
-        Halving(eta=spec[0], rungs=spec[1]).steps(MAX_STEPS), spec[0], spec[2])
+        Halving(eta=spec[0], rungs=spec[1], max_steps=MAX_STEPS).steps(0), spec[0], spec[2])
     limit = budget * MAX_STEPS
     spent = 0
     found: list[int] = []

@@ -23,11 +23,13 @@ SPACE = NASNetSpace()
 
 
 def test_rungs_are_eta_apart_and_bad_settings_are_one_line():
-    assert Halving().steps(31) == [3, 10, 31]
-    assert Halving(eta=2, rungs=4).steps(72) == [9, 18, 36, 72]
+    assert Halving().steps(12) == [12, 36, 108]  # the usual score first, then more training
+    assert Halving(min_steps=4, rungs=4).steps(12) == [4, 12, 36, 108]
+    assert Halving(max_steps=31).steps(12) == [3, 10, 31]
+    assert Halving(eta=2, rungs=4, max_steps=72).steps(0) == [9, 18, 36, 72]
     assert Halving(min_steps=8, max_steps=72).steps(0) == [8, 24, 72]
     with pytest.raises(ConfigError, match="no room for 5 rungs 3x apart"):
-        Halving(rungs=5).steps(31)
+        Halving(rungs=5, max_steps=31).steps(0)
     with pytest.raises(ConfigError, match=r"schedule.eta=1 is invalid; expected an integer >= 2"):
         Halving(eta=1)
     with pytest.raises(ConfigError, match=r"schedule.mode='fast' is invalid"):

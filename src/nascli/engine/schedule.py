@@ -1,8 +1,9 @@
 """Successive halving across candidates (``schedule=halving``): many cheap first rungs, more
 training for the best.
 
-Rung ``k`` trains a candidate for ``steps[k]`` optimisation steps (``min_steps * eta**k``, the
-last rung ``max_steps``), from scratch with a schedule of that length. Of the candidates
+Rung ``k`` trains a candidate for ``steps[k]`` optimisation steps (by default the estimator's
+own training length times ``eta**k``; see :meth:`Halving.steps`), from scratch with a schedule
+of that length. Of the candidates
 that finished rung ``k``, the best ``1/eta`` are promoted to rung ``k + 1``.
 
 - ``sync`` (Jamieson and Talwalkar 2016): brackets of ``bracket`` new candidates; rung ``k+1``
@@ -31,8 +32,7 @@ MODES = ("auto", "sync", "async")
 
 @dataclass
 class Halving:
-    """``schedule.*`` of ``schedule=halving`` (null ``max_steps``: the estimator's own full
-    training; null ``min_steps``: ``max_steps / eta**(rungs - 1)``; ``bracket``: new
+    """``schedule.*`` of ``schedule=halving`` (rungs: :meth:`steps`; ``bracket``: new
     candidates per synchronous bracket, null: ``eta**(rungs - 1)``)."""
 
     eta: int = 3
@@ -52,10 +52,18 @@ class Halving:
         check(self.mode in MODES, "schedule.mode", self.mode, " or ".join(MODES))
 
     def steps(self, full_steps: int) -> list[int]:
-        """Training steps of each rung, given the estimator's full training length: ``rungs``
-        rungs ``max_steps / eta**k`` apart, or (with ``min_steps``) ``min_steps * eta**k``
-        below ``max_steps``, then ``max_steps``."""
-        top = self.max_steps or full_steps
+        """Training steps of each rung, given the estimator's full training length.
+
+        With neither ``min_steps`` nor ``max_steps``, the first rung is the estimator's own
+        training and each later one ``eta`` times longer (``rungs`` rungs): every candidate gets
+        the usual cheap score, the best get more training. With only ``max_steps``: ``rungs``
+        rungs ``eta`` apart up to it; with only ``min_steps``: ``rungs`` rungs from it; with
+        both: ``min_steps * eta**k`` below ``max_steps``, then ``max_steps``.
+        """
+        if self.max_steps is None:
+            low = self.min_steps or full_steps
+            return [low * self.eta ** k for k in range(self.rungs)]
+        top = self.max_steps
         if self.min_steps is None:
             out = [max(1, round(top / self.eta ** k)) for k in range(self.rungs - 1, 0, -1)]
         else:
