@@ -89,7 +89,9 @@ def test_every_option_composes_and_instantiates(group, option, tiny_data, tmp_pa
         made = instantiate(cfg[group], group)
         assert made.kind == option if group == "objective" else (made is None) == (
             option == "none")
-    elif group == "executor":
+    elif group == "executor" and option != "ray":
+        # executor=ray runs end to end in tests/engine/test_ray.py: a Ray session started and
+        # stopped here left the next one in this process unable to start actors
         space = build_space(cfg)
         settings, device = build_device(_compose(command, ["device=cpu"]))
         cheap = _compose(command, [f"executor={option}", "proxy=params"])
